@@ -1,0 +1,97 @@
+/* Types of the configuration snapshot.
+ *
+ * A snapshot is built once by fg_config_load() and never modified afterwards
+ * except for the runtime counters marked "shared": those are atomics written
+ * by every worker thread. Everything else is read-only after load, so workers
+ * read it without locks. */
+#ifndef FG_CONFIG_T_H
+#define FG_CONFIG_T_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define FG_MAX_WORKERS 256
+
+/* A resolved socket address plus its text form for logs ("127.0.0.1:80",
+ * "[::1]:80"). */
+struct fg_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char text[64];
+};
+
+struct fg_tls_cfg {
+    char *certificate;          /* PEM chain file */
+    char *key;                  /* PEM private key file */
+};
+
+struct fg_listener_cfg {
+    struct fg_addr addr;
+    int backlog;                /* default 511 */
+    struct fg_tls_cfg *tls;     /* NULL for cleartext (h1 + h2c prior knowledge) */
+};
+
+/* Limits and timeouts applied to client connections (every listener). */
+struct fg_client_cfg {
+    unsigned header_timeout_ms;     /* whole request head must arrive within; default 10000 -> 408 */
+    unsigned idle_timeout_ms;       /* keep-alive / h2 idle before close; default 60000 */
+    unsigned send_timeout_ms;       /* a client not reading for this long is dropped; default 60000 */
+    unsigned max_header_bytes;      /* request line + headers; default 32768 -> 431 */
+    unsigned max_headers;           /* header count; default 100 -> 431 */
+    uint64_t max_body_bytes;        /* request body; default 100 MiB; 0 = unlimited -> 413 */
+    unsigned h2_max_concurrent_streams; /* default 128 */
+};
+
+enum fg_balance {
+    FG_BALANCE_LEAST_CONN = 0,
+    FG_BALANCE_ROUND_ROBIN,
+};
+
+struct fg_upstream;
+
+struct fg_backend {
+    struct fg_addr addr;
+    unsigned weight;                /* 1..1000, default 1 */
+    unsigned index;                 /* position in upstream->backends */
+    struct fg_upstream *upstream;   /* owner */
+    /* shared: requests currently assigned to this backend, all workers */
+    _Atomic unsigned active;
+    /* shared: requests ever sent (metrics, tests) */
+    _Atomic uint64_t total;
+};
+
+struct fg_upstream {
+    char *name;
+    unsigned index;                 /* position in config->upstreams */
+    enum fg_balance balance;        /* default least_conn */
+    struct fg_backend *backends;
+    unsigned nbackends;
+    unsigned connect_timeout_ms;    /* default 3000 -> retry once, then 502/504 */
+    unsigned header_timeout_ms;     /* response head after request sent; default 60000 -> 504 */
+    unsigned idle_timeout_ms;       /* no progress mid-exchange; default 60000 */
+    unsigned keepalive_timeout_ms;  /* pooled idle connection lifetime; default 30000 */
+    unsigned keepalive;             /* idle connections kept per backend per worker; default 32 */
+    unsigned max_response_header_bytes; /* default 32768 -> 502 */
+};
+
+struct fg_route {
+    char *path_prefix;              /* "match": { "path_prefix": "/..." } */
+    size_t path_prefix_len;
+    struct fg_upstream *upstream;
+};
+
+struct fg_config {
+    char *path;                     /* file it was loaded from */
+    unsigned workers;               /* resolved: "auto" -> number of CPUs */
+    struct fg_listener_cfg *listeners;
+    unsigned nlisteners;
+    struct fg_client_cfg client;
+    struct fg_upstream *upstreams;
+    unsigned nupstreams;
+    struct fg_route *routes;
+    unsigned nroutes;
+};
+
+#endif

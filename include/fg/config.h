@@ -1,0 +1,27 @@
+/* Loading and validating the JSON configuration. */
+#ifndef FG_CONFIG_H
+#define FG_CONFIG_H
+
+#include "fg/config-t.h"
+
+/* Parses and validates the file at <path>. On success returns a snapshot the
+ * caller frees with fg_config_free(). On failure returns NULL and stores in
+ * *err a malloc'd message "FILE:LINE:COLUMN: JSON-PATH: reason", e.g.
+ * "etc/fg.json:12:9: $.upstreams.a.backends[0].weight: must be an integer in 1..1000".
+ * The caller frees *err. */
+struct fg_config *fg_config_load(const char *path, char **err);
+
+/* Same, from memory; <name> stands for the file name in messages. */
+struct fg_config *fg_config_parse(const char *text, size_t len, const char *name, char **err);
+
+void fg_config_free(struct fg_config *cfg);
+
+/* Parses "1.2.3.4:80", "[::1]:80" or "host:80" (resolved once with
+ * getaddrinfo, first result) into <out>. Returns 0, or -1 with *why set to a
+ * static reason. */
+int fg_addr_parse(const char *text, struct fg_addr *out, const char **why);
+
+/* The upstream named <name>, or NULL. */
+struct fg_upstream *fg_config_upstream(const struct fg_config *cfg, const char *name);
+
+#endif

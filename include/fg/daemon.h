@@ -1,0 +1,11 @@
+#ifndef FG_DAEMON_H
+#define FG_DAEMON_H
+
+#include "fg/config-t.h"
+
+/* Serves <cfg> until SIGTERM or SIGINT: creates the TLS contexts and the
+ * workers, runs them, then tears everything down. Returns the process exit
+ * status (0, or 1 when start-up failed, with the reason logged). */
+int fg_daemon_run(const struct fg_config *cfg);
+
+#endif

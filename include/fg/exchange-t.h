@@ -1,0 +1,108 @@
+/* The exchange: one protocol-neutral request/response pair.
+ *
+ * A front end (HTTP/1.1 or HTTP/2) fills the request half and hands the
+ * exchange to the proxy; the proxy fills the response half and calls the
+ * front's ops to emit it. Neither side looks at the other's protocol. All
+ * strings point into x->arena. One exchange belongs to one worker thread. */
+#ifndef FG_EXCHANGE_T_H
+#define FG_EXCHANGE_T_H
+
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "fg/arena.h"
+#include "fg/config-t.h"
+#include "fg/headers-t.h"
+
+struct fg_exchange;
+struct fg_worker;
+struct fg_uconn;
+struct evbuffer;
+
+/* Implemented by each front end. Called on the worker thread only. */
+struct fg_front_ops {
+    /* The response head is in x->status / x->resp_headers: emit it. */
+    void (*send_head)(struct fg_exchange *x);
+    /* Response body bytes. Returns how many bytes now wait to reach the
+     * client for this exchange, which the proxy compares with its high
+     * watermark to pause the backend (back-pressure). */
+    size_t (*send_body)(struct fg_exchange *x, const char *data, size_t len);
+    /* The response is complete; trailers, if any, are in x->resp_trailers. */
+    void (*send_end)(struct fg_exchange *x);
+    /* The response failed after its head went out: the client must see an
+     * error (reset stream, closed connection), never a short response that
+     * looks complete. The exchange is finished after this call. */
+    void (*abort)(struct fg_exchange *x);
+    /* The backend can take more request body: resume reading it. */
+    void (*resume_request)(struct fg_exchange *x);
+};
+
+/* Facts about the client connection an exchange arrived on. */
+struct fg_client_info {
+    char addr[64];              /* "127.0.0.1" / "::1": no port (X-Forwarded-For) */
+    unsigned tls:1;
+    unsigned h2:1;
+};
+
+enum fg_exchange_state {
+    FG_X_FREE = 0,              /* not in use */
+    FG_X_REQUEST_HEAD,          /* receiving the request head */
+    FG_X_UPSTREAM,              /* head complete; waiting for the response head */
+    FG_X_RESPONDING,            /* response head went out; streaming the body */
+    FG_X_DONE,                  /* response complete or aborted */
+};
+
+struct fg_exchange {
+    enum fg_exchange_state state;
+    struct fg_worker *worker;
+    const struct fg_front_ops *front;
+    void *front_data;                   /* h1 connection or h2 stream */
+    const struct fg_client_info *client;
+    struct fg_arena arena;
+
+    /* request */
+    char *method;                       /* e.g. "GET" */
+    char *path;                         /* origin-form target, query included */
+    char *authority;                    /* Host or :authority; may be NULL */
+    uint32_t method_len, path_len, authority_len;
+    struct fg_headers req_headers;
+    struct fg_headers req_trailers;
+    int64_t req_content_length;         /* -1: unknown (chunked / h2 without it) */
+    uint64_t req_body_bytes;            /* received so far */
+    unsigned req_has_body:1;            /* a body follows the head */
+    unsigned req_body_done:1;           /* whole body received from the client */
+    unsigned req_head_only:1;           /* HEAD: response has no body */
+    unsigned req_expect_continue:1;
+    char request_id[129];
+    uint32_t request_id_len;
+
+    /* response */
+    int status;
+    struct fg_headers resp_headers;
+    struct fg_headers resp_trailers;
+    int64_t resp_content_length;        /* -1 unknown */
+    unsigned resp_no_body:1;            /* 1xx/204/304 or a HEAD request */
+    unsigned resp_from_gateway:1;       /* produced by fg_exchange_reply_error() */
+
+    /* upstream side, owned by the proxy */
+    const struct fg_route *route;
+    struct fg_upstream *upstream;
+    struct fg_backend *backend;         /* holds one count in backend->active */
+    struct fg_uconn *uconn;
+    struct fg_backend *failed_backend;  /* tried and refused; avoided on retry */
+    unsigned attempts;
+    unsigned resp_paused:1;             /* backend reading paused for the client */
+    unsigned req_paused:1;              /* client reading paused for the backend */
+
+    /* HTTP/2 front only: the stream and its response body on the way out */
+    int32_t h2_stream_id;
+    uint64_t h2_unconsumed;             /* DATA bytes not yet returned to the window */
+    unsigned h2_out_eof:1;              /* whole response body is in h2_out */
+    unsigned h2_deferred:1;             /* data provider waits for h2_out */
+
+    /* kept across fg_exchange_reset(): */
+    struct evbuffer *h2_out;            /* allocated on first use */
+    TAILQ_ENTRY(fg_exchange) link;      /* worker free list, or h2 connection's streams */
+};
+
+#endif

@@ -1,0 +1,32 @@
+#ifndef FG_EXCHANGE_H
+#define FG_EXCHANGE_H
+
+#include "fg/exchange-t.h"
+
+/* Embedded exchanges (one per HTTP/1.1 connection): init once, reset
+ * between requests, destroy with the connection. */
+void fg_exchange_init(struct fg_exchange *x, struct fg_worker *w);
+void fg_exchange_reset(struct fg_exchange *x);
+void fg_exchange_destroy(struct fg_exchange *x);
+
+/* Pooled exchanges (one per HTTP/2 stream), recycled through the worker's
+ * free list so a warm worker allocates nothing per request. */
+struct fg_exchange *fg_exchange_get(struct fg_worker *w);
+void fg_exchange_put(struct fg_exchange *x);
+
+/* Keeps the client's X-Request-Id when it is 1..128 characters of
+ * [A-Za-z0-9._-], else generates 32 hex characters. Call once the request
+ * head is complete. */
+void fg_exchange_set_request_id(struct fg_exchange *x);
+
+/* Answers the request from the gateway itself with the JSON error body
+ * {"error":{"status":..,"code":..,"message":..,"request_id":..}}. Releases
+ * any backend, then emits through the front's ops; when the response head
+ * already went out the front's abort() is called instead. */
+void fg_exchange_reply_error(struct fg_exchange *x, int status, const char *code,
+                             const char *message);
+
+/* Reason phrase for a status code ("OK", "Bad Gateway", ...). */
+const char *fg_http_reason(int status);
+
+#endif

@@ -1,0 +1,57 @@
+/* A worker thread: its own event loop, listening sockets (SO_REUSEPORT),
+ * backend connection pools and balancer state. Nothing here is shared with
+ * other workers except through the config snapshot's atomics. */
+#ifndef FG_WORKER_T_H
+#define FG_WORKER_T_H
+
+#include <pthread.h>
+#include <sys/queue.h>
+#include <openssl/ssl.h>
+
+#include "fg/balancer.h"
+#include "fg/config-t.h"
+#include "fg/exchange-t.h"
+#include "fg/request_id.h"
+
+struct event_base;
+struct event;
+struct evconnlistener;
+struct fg_uconn;
+
+TAILQ_HEAD(fg_uconn_list, fg_uconn);
+TAILQ_HEAD(fg_exchange_list, fg_exchange);
+
+/* Idle keep-alive connections to one backend. */
+struct fg_pool {
+    struct fg_uconn_list idle;
+    unsigned nidle;
+};
+
+struct fg_worker_listener {
+    struct fg_worker *worker;
+    const struct fg_listener_cfg *cfg;
+    SSL_CTX *ssl_ctx;                   /* shared by all workers; NULL: cleartext */
+    struct evconnlistener *evl;
+};
+
+struct fg_worker {
+    unsigned id;
+    pthread_t thread;
+    struct event_base *base;
+    const struct fg_config *cfg;
+    struct fg_worker_listener *listeners;
+    unsigned nlisteners;
+    int stop_fd;                        /* eventfd: the main thread asks us to stop */
+    struct event *stop_ev;
+
+    struct fg_rng rng;
+    struct fg_exchange_list free_exchanges;
+    unsigned nfree_exchanges;
+
+    struct fg_pool **pools;             /* [upstream index][backend index] */
+    struct fg_lb_state *lb;             /* [upstream index] */
+
+    unsigned nconns;                    /* client connections open */
+};
+
+#endif

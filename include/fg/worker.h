@@ -1,0 +1,20 @@
+#ifndef FG_WORKER_H
+#define FG_WORKER_H
+
+#include "fg/worker-t.h"
+
+/* Creates the worker's event base, pools and listening sockets (bound here,
+ * in the calling thread, so a bind error stops start-up). <ssl_ctxs> has one
+ * entry per listener (NULL for cleartext). Returns 0, or -1 with *err set to
+ * a malloc'd message. */
+int fg_worker_init(struct fg_worker *w, unsigned id, const struct fg_config *cfg,
+                   SSL_CTX **ssl_ctxs, char **err);
+int fg_worker_start(struct fg_worker *w);       /* spawns the thread */
+void fg_worker_stop(struct fg_worker *w);       /* any thread: asks it to stop */
+void fg_worker_join(struct fg_worker *w);
+void fg_worker_free(struct fg_worker *w);
+
+/* The idle pool for backend <b>. */
+struct fg_pool *fg_worker_pool(struct fg_worker *w, const struct fg_backend *b);
+
+#endif

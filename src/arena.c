@@ -1,0 +1,125 @@
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "fg/arena.h"
+
+/* 4 KiB covers the head of a typical API request and its response. */
+#define BLOCK_SIZE 4096
+
+struct fg_arena_block {
+    struct fg_arena_block *next;
+    size_t cap, len;
+    char data[];
+};
+
+static struct fg_arena_block *block_new(size_t min)
+{
+    size_t cap = min > BLOCK_SIZE ? min : BLOCK_SIZE;
+    struct fg_arena_block *b = malloc(sizeof(*b) + cap);
+
+    if (b) {
+        b->next = NULL;
+        b->cap = cap;
+        b->len = 0;
+    }
+    return b;
+}
+
+void fg_arena_init(struct fg_arena *a)
+{
+    a->head = a->first = NULL;
+    a->used = 0;
+}
+
+static void free_chain(struct fg_arena_block *b, struct fg_arena_block *stop)
+{
+    while (b && b != stop) {
+        struct fg_arena_block *next = b->next;
+        free(b);
+        b = next;
+    }
+}
+
+void fg_arena_reset(struct fg_arena *a)
+{
+    /* newest-first chain: free everything newer than the first block */
+    free_chain(a->head, a->first);
+    if (a->first) {
+        a->first->len = 0;
+        a->first->next = NULL;
+    }
+    a->head = a->first;
+    a->used = 0;
+}
+
+void fg_arena_free(struct fg_arena *a)
+{
+    free_chain(a->head, NULL);
+    fg_arena_init(a);
+}
+
+char *fg_arena_alloc(struct fg_arena *a, size_t len)
+{
+    struct fg_arena_block *b = a->head;
+    char *p;
+
+    if (!b || b->cap - b->len < len) {
+        b = block_new(len);
+        if (!b)
+            return NULL;
+        b->next = a->head;
+        a->head = b;
+        if (!a->first)
+            a->first = b;
+    }
+    p = b->data + b->len;
+    b->len += len;
+    a->used += len;
+    return p;
+}
+
+char *fg_arena_dup(struct fg_arena *a, const char *s, size_t len)
+{
+    char *p = fg_arena_alloc(a, len);
+
+    if (p && len)
+        memcpy(p, s, len);
+    return p;
+}
+
+static void copy_lower(char *dst, const char *src, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)src[i];
+        dst[i] = (char)(c >= 'A' && c <= 'Z' ? c | 0x20 : c);
+    }
+}
+
+int fg_arena_append(struct fg_arena *a, char **s, size_t *slen, const char *data, size_t len,
+                    int lower)
+{
+    struct fg_arena_block *b = a->head;
+    char *dst;
+
+    if (*s && b && *s + *slen == b->data + b->len && b->cap - b->len >= len) {
+        dst = b->data + b->len;         /* grow in place */
+        b->len += len;
+        a->used += len;
+    } else {
+        char *n = fg_arena_alloc(a, *slen + len);
+        if (!n)
+            return -1;
+        if (*slen)
+            memcpy(n, *s, *slen);
+        *s = n;
+        dst = n + *slen;
+    }
+    if (lower)
+        copy_lower(dst, data, len);
+    else
+        memcpy(dst, data, len);
+    *slen += len;
+    return 0;
+}

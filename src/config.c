@@ -1,0 +1,862 @@
+/* Loading and validating the JSON configuration (see fg/config.h and
+ * docs/config.md).
+ *
+ * Every JSON object of the schema is described by one table of fields
+ * {key, type, offset, min, max, default}; walk() applies a table to an
+ * object, so unknown keys, wrong types, ranges and defaults are handled in
+ * one place and reported in one format. Fields whose meaning goes beyond a
+ * scalar (arrays of objects, name references) get a handler of their own.
+ *
+ * Errors carry "FILE:LINE:COL: JSON-PATH: reason". The loader keeps the path
+ * of the value being checked as a stack of segments; json_pos.c turns it
+ * into a line and column by scanning the text again, which only happens
+ * once, on the error path.
+ *
+ * Nothing here touches global state: getaddrinfo(), strerror_r() and
+ * sysconf() are thread-safe, so two threads may load configurations at
+ * once. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1           /* GNU strerror_r(), which returns its message */
+#endif
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fg/config.h"
+#include "fg/json_pos.h"
+
+/* State of one load. */
+struct ctx {
+    const char *name;           /* file name used in messages */
+    const char *text;           /* the JSON text, for positions */
+    size_t len;
+    char *dir;                  /* absolute directory of <name>, computed on first use */
+    struct fg_config *cfg;
+    struct fg_json_seg path[FG_JSON_PATH_MAX]; /* where we are, for messages */
+    unsigned depth;
+    char **err;
+};
+
+/* ---- messages ------------------------------------------------------------ */
+
+static char *vformat(const char *fmt, va_list ap)
+{
+    va_list aq;
+    va_copy(aq, ap);
+    int n = vsnprintf(NULL, 0, fmt, aq);
+    va_end(aq);
+    if (n < 0)
+        return NULL;
+    char *s = malloc((size_t)n + 1);
+    if (s)
+        vsnprintf(s, (size_t)n + 1, fmt, ap);
+    return s;
+}
+
+static char *format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *format(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = vformat(fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+enum { AT_VALUE = 0, AT_KEY = 1 };
+
+/* Stores "NAME:LINE:COL: PATH: reason" in *c->err, pointing at the value
+ * (or, with AT_KEY, at the key) of the current path. Always returns -1, so
+ * that handlers can "return fail(...)". Out of memory, *err stays NULL. */
+static int fail(struct ctx *c, int at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct ctx *c, int at, const char *fmt, ...)
+{
+    unsigned line = 1, col = 1;
+    va_list ap;
+
+    if (*c->err)                /* keep the first, most precise, message */
+        return -1;
+    va_start(ap, fmt);
+    char *reason = vformat(fmt, ap);
+    va_end(ap);
+    char *path = fg_json_path_format(c->path, c->depth);
+    /* The path exists in the text jansson parsed, so the lookup only fails
+     * on a bug; 1:1 then still makes a well-formed message. */
+    (void)fg_json_pos(c->text, c->len, c->path, c->depth, at == AT_KEY, &line, &col);
+    if (reason && path)
+        *c->err = format("%s:%u:%u: %s: %s", c->name, line, col, path, reason);
+    free(reason);
+    free(path);
+    return -1;
+}
+
+static void push_key(struct ctx *c, const char *key)
+{
+    /* The schema is at most 5 levels deep and unknown keys stop the walk,
+     * so this bound is a programming error, not an input error. */
+    if (c->depth >= FG_JSON_PATH_MAX)
+        abort();
+    c->path[c->depth++] = (struct fg_json_seg){.key = key};
+}
+
+static void push_index(struct ctx *c, size_t index)
+{
+    if (c->depth >= FG_JSON_PATH_MAX)
+        abort();
+    c->path[c->depth++] = (struct fg_json_seg){.index = index};
+}
+
+static void pop(struct ctx *c)
+{
+    c->depth--;
+}
+
+/* ---- field tables -------------------------------------------------------- */
+
+enum ftype {
+    FT_UINT,                    /* unsigned, integer in min..max */
+    FT_INT,                     /* int, integer in min..max */
+    FT_U64,                     /* uint64_t, integer in min..max */
+    FT_ENUM,                    /* int-sized enum; one of aux's names, stored as its index */
+    FT_ADDR,                    /* struct fg_addr, from "host:port" */
+    FT_FILE,                    /* char *, a readable file, made absolute */
+    FT_OBJ,                     /* nested struct at offset, described by table aux */
+    FT_FN,                      /* anything else: handler fn */
+};
+
+#define F_REQUIRED 1u
+
+struct ctx;
+struct field {
+    const char *key;
+    enum ftype type;
+    size_t offset;              /* destination within the struct being filled */
+    int64_t min, max;           /* FT_UINT, FT_INT, FT_U64 */
+    int64_t def;                /* default when absent: number, or FT_ENUM index */
+    unsigned flags;
+    const void *aux;            /* FT_ENUM: NULL-terminated names; FT_OBJ: its table */
+    int (*fn)(struct ctx *c, json_t *v, void *base);
+};
+
+/* offsetof(T, m), refusing to compile unless T.m has type <want>: a table
+ * entry whose FT_ type disagrees with the struct would otherwise silently
+ * write the wrong width. */
+#define OFF(T, m, want) \
+    (offsetof(T, m) + 0 * sizeof(char[_Generic(((T *)0)->m, want: 1, default: -1)]))
+
+#define UINT(T, m, lo, hi, d) \
+    {.key = #m, .type = FT_UINT, .offset = OFF(T, m, unsigned), .min = lo, .max = hi, .def = d}
+#define INT(T, m, lo, hi, d) \
+    {.key = #m, .type = FT_INT, .offset = OFF(T, m, int), .min = lo, .max = hi, .def = d}
+#define U64(T, m, lo, hi, d) \
+    {.key = #m, .type = FT_U64, .offset = OFF(T, m, uint64_t), .min = lo, .max = hi, .def = d}
+
+#define TIMEOUT_MAX 86400000    /* one day: anything longer is a typo */
+#define HEADER_BYTES_MIN 1024
+#define HEADER_BYTES_MAX 1048576
+
+static int set_workers(struct ctx *c, json_t *v, void *base);
+static int set_listeners(struct ctx *c, json_t *v, void *base);
+static int set_tls(struct ctx *c, json_t *v, void *base);
+static int set_upstreams(struct ctx *c, json_t *v, void *base);
+static int set_backends(struct ctx *c, json_t *v, void *base);
+static int set_routes(struct ctx *c, json_t *v, void *base);
+static int set_prefix(struct ctx *c, json_t *v, void *base);
+static int set_route_upstream(struct ctx *c, json_t *v, void *base);
+
+static const struct field client_fields[] = {
+    UINT(struct fg_client_cfg, header_timeout_ms, 1, TIMEOUT_MAX, 10000),
+    UINT(struct fg_client_cfg, idle_timeout_ms, 1, TIMEOUT_MAX, 60000),
+    UINT(struct fg_client_cfg, send_timeout_ms, 1, TIMEOUT_MAX, 60000),
+    UINT(struct fg_client_cfg, max_header_bytes, HEADER_BYTES_MIN, HEADER_BYTES_MAX, 32768),
+    UINT(struct fg_client_cfg, max_headers, 1, 10000, 100),
+    U64(struct fg_client_cfg, max_body_bytes, 0, INT64_MAX, 104857600),
+    UINT(struct fg_client_cfg, h2_max_concurrent_streams, 1, 65535, 128),
+    {0},
+};
+
+static const struct field tls_fields[] = {
+    {.key = "certificate", .type = FT_FILE, .flags = F_REQUIRED,
+     .offset = OFF(struct fg_tls_cfg, certificate, char *)},
+    {.key = "key", .type = FT_FILE, .flags = F_REQUIRED,
+     .offset = OFF(struct fg_tls_cfg, key, char *)},
+    {0},
+};
+
+static const struct field listener_fields[] = {
+    {.key = "address", .type = FT_ADDR, .flags = F_REQUIRED,
+     .offset = OFF(struct fg_listener_cfg, addr, struct fg_addr)},
+    INT(struct fg_listener_cfg, backlog, 1, 65535, 511),
+    {.key = "tls", .type = FT_FN, .fn = set_tls},
+    {0},
+};
+
+static const char *const balance_names[] = {
+    [FG_BALANCE_LEAST_CONN] = "least_conn",
+    [FG_BALANCE_ROUND_ROBIN] = "round_robin",
+    NULL,
+};
+_Static_assert(sizeof(enum fg_balance) == sizeof(int), "FT_ENUM stores an int");
+
+static const struct field backend_fields[] = {
+    {.key = "address", .type = FT_ADDR, .flags = F_REQUIRED,
+     .offset = OFF(struct fg_backend, addr, struct fg_addr)},
+    UINT(struct fg_backend, weight, 1, 1000, 1),
+    {0},
+};
+
+static const struct field upstream_fields[] = {
+    {.key = "balance", .type = FT_ENUM, .aux = balance_names, .def = FG_BALANCE_LEAST_CONN,
+     .offset = OFF(struct fg_upstream, balance, enum fg_balance)},
+    {.key = "backends", .type = FT_FN, .fn = set_backends, .flags = F_REQUIRED},
+    UINT(struct fg_upstream, connect_timeout_ms, 1, TIMEOUT_MAX, 3000),
+    UINT(struct fg_upstream, header_timeout_ms, 1, TIMEOUT_MAX, 60000),
+    UINT(struct fg_upstream, idle_timeout_ms, 1, TIMEOUT_MAX, 60000),
+    UINT(struct fg_upstream, keepalive_timeout_ms, 1, TIMEOUT_MAX, 30000),
+    UINT(struct fg_upstream, keepalive, 0, 1024, 32),
+    UINT(struct fg_upstream, max_response_header_bytes, HEADER_BYTES_MIN, HEADER_BYTES_MAX, 32768),
+    {0},
+};
+
+/* "match" has no struct of its own: it fills the route. */
+static const struct field match_fields[] = {
+    {.key = "path_prefix", .type = FT_FN, .fn = set_prefix, .flags = F_REQUIRED},
+    {0},
+};
+
+static const struct field route_fields[] = {
+    {.key = "match", .type = FT_OBJ, .aux = match_fields, .offset = 0, .flags = F_REQUIRED},
+    {.key = "upstream", .type = FT_FN, .fn = set_route_upstream, .flags = F_REQUIRED},
+    {0},
+};
+
+/* Fields are applied in table order, not document order: "upstreams" must
+ * be known before "routes" refer to them. */
+static const struct field root_fields[] = {
+    {.key = "workers", .type = FT_FN, .fn = set_workers},
+    {.key = "listeners", .type = FT_FN, .fn = set_listeners, .flags = F_REQUIRED},
+    {.key = "client", .type = FT_OBJ, .aux = client_fields,
+     .offset = OFF(struct fg_config, client, struct fg_client_cfg)},
+    {.key = "upstreams", .type = FT_FN, .fn = set_upstreams, .flags = F_REQUIRED},
+    {.key = "routes", .type = FT_FN, .fn = set_routes, .flags = F_REQUIRED},
+    {0},
+};
+
+/* ---- generic walk -------------------------------------------------------- */
+
+static void set_defaults(const struct field *tab, void *base)
+{
+    char *b = base;
+    for (const struct field *f = tab; f->key; f++) {
+        switch (f->type) {
+        case FT_UINT: *(unsigned *)(b + f->offset) = (unsigned)f->def; break;
+        case FT_INT: *(int *)(b + f->offset) = (int)f->def; break;
+        case FT_U64: *(uint64_t *)(b + f->offset) = (uint64_t)f->def; break;
+        case FT_ENUM: *(int *)(b + f->offset) = (int)f->def; break;
+        case FT_OBJ: set_defaults(f->aux, b + f->offset); break;
+        default: break;
+        }
+    }
+}
+
+static const char *range_text(const struct field *f, char *buf, size_t size)
+{
+    if (f->max == INT64_MAX)
+        snprintf(buf, size, "an integer >= %lld", (long long)f->min);
+    else
+        snprintf(buf, size, "an integer in %lld..%lld", (long long)f->min, (long long)f->max);
+    return buf;
+}
+
+/* "expected "a" or "b"" from a NULL-terminated name list. */
+static int fail_enum(struct ctx *c, const char *const *names)
+{
+    char buf[256];
+    size_t n = 0, used = 0;
+    while (names[n])
+        n++;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && used < sizeof buf; i++) {
+        const char *sep = i == 0 ? "" : i + 1 == n ? " or " : ", ";
+        int w = snprintf(buf + used, sizeof buf - used, "%s\"%s\"", sep, names[i]);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+    return fail(c, AT_VALUE, "expected %s", buf);
+}
+
+static const char *nonempty_string(json_t *v)
+{
+    return json_is_string(v) && json_string_length(v) > 0 ? json_string_value(v) : NULL;
+}
+
+static int set_file(struct ctx *c, json_t *v, char **dst);
+static int walk(struct ctx *c, json_t *obj, const struct field *tab, void *base);
+
+static int set_field(struct ctx *c, const struct field *f, json_t *v, void *base)
+{
+    char *dst = (char *)base + f->offset;
+    char buf[96];
+    const char *s, *why;
+
+    switch (f->type) {
+    case FT_UINT: case FT_INT: case FT_U64: {
+        json_int_t n = json_is_integer(v) ? json_integer_value(v) : 0;
+        if (!json_is_integer(v) || n < f->min || n > f->max)
+            return fail(c, AT_VALUE, "must be %s", range_text(f, buf, sizeof buf));
+        if (f->type == FT_UINT)
+            *(unsigned *)dst = (unsigned)n;
+        else if (f->type == FT_INT)
+            *(int *)dst = (int)n;
+        else
+            *(uint64_t *)dst = (uint64_t)n;
+        return 0;
+    }
+    case FT_ENUM: {
+        const char *const *names = f->aux;
+        s = json_is_string(v) ? json_string_value(v) : NULL;
+        for (int i = 0; s && names[i]; i++) {
+            if (strcmp(s, names[i]) == 0) {
+                *(int *)dst = i;
+                return 0;
+            }
+        }
+        return fail_enum(c, names);
+    }
+    case FT_ADDR:
+        if (!(s = nonempty_string(v)))
+            return fail(c, AT_VALUE, "must be a non-empty string");
+        if (fg_addr_parse(s, (struct fg_addr *)dst, &why) < 0) {
+            char *q = fg_json_quote(s);
+            fail(c, AT_VALUE, "invalid address %s: %s", q ? q : "", why);
+            free(q);
+            return -1;
+        }
+        return 0;
+    case FT_FILE:
+        return set_file(c, v, (char **)dst);
+    case FT_OBJ:
+        if (!json_is_object(v))
+            return fail(c, AT_VALUE, "must be an object");
+        return walk(c, v, f->aux, dst);
+    case FT_FN:
+        return f->fn(c, v, base);
+    }
+    return fail(c, AT_VALUE, "internal error: bad field type");
+}
+
+/* Applies table <tab> to JSON object <obj>, filling the struct at <base>.
+ * The caller has checked that <obj> is an object and pushed its path. */
+static int walk(struct ctx *c, json_t *obj, const struct field *tab, void *base)
+{
+    const char *key;
+    json_t *v;
+
+    set_defaults(tab, base);
+    json_object_foreach(obj, key, v) {
+        const struct field *f = tab;
+        while (f->key && strcmp(f->key, key) != 0)
+            f++;
+        if (!f->key) {
+            char *q = fg_json_quote(key);
+            push_key(c, key);
+            fail(c, AT_KEY, "unknown key %s", q ? q : "");
+            free(q);
+            return -1;
+        }
+    }
+    for (const struct field *f = tab; f->key; f++) {
+        v = json_object_get(obj, f->key);
+        if (!v) {
+            if (f->flags & F_REQUIRED)
+                return fail(c, AT_VALUE, "missing required key \"%s\"", f->key);
+            continue;
+        }
+        push_key(c, f->key);
+        if (set_field(c, f, v, base) < 0)
+            return -1;
+        pop(c);
+    }
+    return 0;
+}
+
+static int oom(struct ctx *c)
+{
+    return fail(c, AT_VALUE, "out of memory");
+}
+
+/* ---- handlers ------------------------------------------------------------ */
+
+static int set_workers(struct ctx *c, json_t *v, void *base)
+{
+    struct fg_config *cfg = base;
+    if (json_is_string(v) && strcmp(json_string_value(v), "auto") == 0) {
+        cfg->workers = 0;       /* resolved after the walk, like an absent key */
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+        json_integer_value(v) > FG_MAX_WORKERS)
+        return fail(c, AT_VALUE, "must be \"auto\" or an integer in 1..%d", FG_MAX_WORKERS);
+    cfg->workers = (unsigned)json_integer_value(v);
+    return 0;
+}
+
+static int set_listeners(struct ctx *c, json_t *v, void *base)
+{
+    struct fg_config *cfg = base;
+    size_t n = json_is_array(v) ? json_array_size(v) : 0;
+
+    if (n == 0)
+        return fail(c, AT_VALUE, "must be a non-empty array");
+    if (!(cfg->listeners = calloc(n, sizeof *cfg->listeners)))
+        return oom(c);
+    cfg->nlisteners = (unsigned)n;
+    for (size_t i = 0; i < n; i++) {
+        struct fg_listener_cfg *l = &cfg->listeners[i];
+        json_t *e = json_array_get(v, i);
+        push_index(c, i);
+        if (!json_is_object(e))
+            return fail(c, AT_VALUE, "must be an object");
+        if (walk(c, e, listener_fields, l) < 0)
+            return -1;
+        /* Two sockets on one address would fail at bind() with a message
+         * far from the cause; say where the first one is. */
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(cfg->listeners[j].addr.text, l->addr.text) == 0) {
+                push_key(c, "address");
+                return fail(c, AT_VALUE, "duplicate listener address %s (see $.listeners[%zu])",
+                            l->addr.text, j);
+            }
+        }
+        pop(c);
+    }
+    return 0;
+}
+
+static int set_tls(struct ctx *c, json_t *v, void *base)
+{
+    struct fg_listener_cfg *l = base;
+    if (!json_is_object(v))
+        return fail(c, AT_VALUE, "must be an object");
+    if (!(l->tls = calloc(1, sizeof *l->tls)))
+        return oom(c);
+    return walk(c, v, tls_fields, l->tls);
+}
+
+static int set_upstreams(struct ctx *c, json_t *v, void *base)
+{
+    struct fg_config *cfg = base;
+    size_t n = json_is_object(v) ? json_object_size(v) : 0, i = 0;
+    const char *name;
+    json_t *u;
+
+    if (n == 0)
+        return fail(c, AT_VALUE, "must be a non-empty object");
+    if (!(cfg->upstreams = calloc(n, sizeof *cfg->upstreams)))
+        return oom(c);
+    cfg->nupstreams = (unsigned)n;
+    json_object_foreach(v, name, u) {
+        struct fg_upstream *up = &cfg->upstreams[i];
+        up->index = (unsigned)i++;
+        push_key(c, name);
+        if (!*name)
+            return fail(c, AT_KEY, "upstream name must not be empty");
+        if (!(up->name = strdup(name)))
+            return oom(c);
+        if (!json_is_object(u))
+            return fail(c, AT_VALUE, "must be an object");
+        if (walk(c, u, upstream_fields, up) < 0)
+            return -1;
+        pop(c);
+    }
+    return 0;
+}
+
+static int set_backends(struct ctx *c, json_t *v, void *base)
+{
+    struct fg_upstream *up = base;
+    size_t n = json_is_array(v) ? json_array_size(v) : 0;
+
+    if (n == 0)
+        return fail(c, AT_VALUE, "must be a non-empty array");
+    if (!(up->backends = calloc(n, sizeof *up->backends)))
+        return oom(c);
+    up->nbackends = (unsigned)n;
+    for (size_t i = 0; i < n; i++) {
+        struct fg_backend *b = &up->backends[i];
+        json_t *e = json_array_get(v, i);
+        b->index = (unsigned)i;
+        b->upstream = up;
+        atomic_init(&b->active, 0);
+        atomic_init(&b->total, 0);
+        push_index(c, i);
+        if (!json_is_object(e))
+            return fail(c, AT_VALUE, "must be an object");
+        if (walk(c, e, backend_fields, b) < 0)
+            return -1;
+        pop(c);
+    }
+    return 0;
+}
+
+static int set_routes(struct ctx *c, json_t *v, void *base)
+{
+    struct fg_config *cfg = base;
+    size_t n = json_is_array(v) ? json_array_size(v) : 0;
+
+    if (n == 0)
+        return fail(c, AT_VALUE, "must be a non-empty array");
+    if (!(cfg->routes = calloc(n, sizeof *cfg->routes)))
+        return oom(c);
+    cfg->nroutes = (unsigned)n;
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(v, i);
+        push_index(c, i);
+        if (!json_is_object(e))
+            return fail(c, AT_VALUE, "must be an object");
+        if (walk(c, e, route_fields, &cfg->routes[i]) < 0)
+            return -1;
+        pop(c);
+    }
+    return 0;
+}
+
+static int set_prefix(struct ctx *c, json_t *v, void *base)
+{
+    struct fg_route *r = base;
+    if (!json_is_string(v))
+        return fail(c, AT_VALUE, "must be a string starting with \"/\"");
+    if (json_string_value(v)[0] != '/')
+        return fail(c, AT_VALUE, "must start with \"/\"");
+    if (!(r->path_prefix = strdup(json_string_value(v))))
+        return oom(c);
+    r->path_prefix_len = json_string_length(v);
+    return 0;
+}
+
+static int set_route_upstream(struct ctx *c, json_t *v, void *base)
+{
+    struct fg_route *r = base;
+    const char *s = nonempty_string(v);
+    if (!s)
+        return fail(c, AT_VALUE, "must be a non-empty string");
+    if (!(r->upstream = fg_config_upstream(c->cfg, s))) {
+        char *q = fg_json_quote(s);
+        fail(c, AT_VALUE, "upstream %s is not defined", q ? q : "");
+        free(q);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- files --------------------------------------------------------------- */
+
+/* Directory of the configuration file, absolute, without a trailing slash
+ * (empty for "/"), so relative paths keep meaning the same file whatever the
+ * daemon's working directory is later. */
+static const char *config_dir(struct ctx *c)
+{
+    if (c->dir)
+        return c->dir;
+    const char *slash = strrchr(c->name, '/');
+    size_t dlen = slash ? (size_t)(slash - c->name) : 0;
+    if (c->name[0] == '/') {
+        c->dir = strndup(c->name, dlen);
+    } else {
+        char *cwd = getcwd(NULL, 0);
+        if (!cwd)
+            return NULL;
+        if (dlen == 0 || (dlen == 1 && c->name[0] == '.'))
+            c->dir = strcmp(cwd, "/") == 0 ? strdup("") : strdup(cwd);
+        else
+            c->dir = format("%s%s%.*s", cwd, strcmp(cwd, "/") == 0 ? "" : "/", (int)dlen, c->name);
+        free(cwd);
+    }
+    return c->dir;
+}
+
+static int set_file(struct ctx *c, json_t *v, char **dst)
+{
+    const char *s = nonempty_string(v);
+    char ebuf[128];
+    struct stat st;
+    int fd;
+
+    if (!s)
+        return fail(c, AT_VALUE, "must be a non-empty string");
+    if (s[0] == '/') {
+        *dst = strdup(s);
+    } else {
+        const char *dir = config_dir(c);
+        if (!dir) {
+            int e = errno;
+            return fail(c, AT_VALUE, "cannot resolve %s: current directory: %s", s,
+                        strerror_r(e, ebuf, sizeof ebuf));
+        }
+        while (s[0] == '.' && s[1] == '/')
+            s += 2;
+        *dst = format("%s/%s", dir, s);
+    }
+    if (!*dst)
+        return oom(c);
+    /* Checked now so that -t catches it, although TLS loads the files
+     * later: a typo should not wait until the first handshake. */
+    if (stat(*dst, &st) < 0) {
+        int e = errno;
+        return fail(c, AT_VALUE, "cannot read %s: %s", *dst, strerror_r(e, ebuf, sizeof ebuf));
+    }
+    if (!S_ISREG(st.st_mode))
+        return fail(c, AT_VALUE, "%s is not a regular file", *dst);
+    if ((fd = open(*dst, O_RDONLY | O_CLOEXEC)) < 0) {
+        int e = errno;
+        return fail(c, AT_VALUE, "cannot read %s: %s", *dst, strerror_r(e, ebuf, sizeof ebuf));
+    }
+    close(fd);
+    return 0;
+}
+
+/* ---- addresses ----------------------------------------------------------- */
+
+int fg_addr_parse(const char *text, struct fg_addr *out, const char **why)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    const char *host, *hend, *port;
+    char hbuf[256], pbuf[8], nhost[NI_MAXHOST];
+    int bracket = text[0] == '[';
+
+    memset(out, 0, sizeof *out);
+    if (bracket) {
+        host = text + 1;
+        if (!(hend = strchr(host, ']')))
+            return *why = "missing \"]\" after the IPv6 address", -1;
+        if (hend[1] != ':')
+            return *why = "missing port, expected [IPv6]:PORT", -1;
+        port = hend + 2;
+        hints.ai_family = AF_INET6;
+        hints.ai_flags |= AI_NUMERICHOST;
+    } else {
+        if (!(hend = strrchr(text, ':')))
+            return *why = "missing port, expected HOST:PORT", -1;
+        host = text;
+        if (memchr(host, ':', (size_t)(hend - host)))
+            return *why = "an IPv6 address must be written in brackets, as [::1]:8080", -1;
+        port = hend + 1;
+        hints.ai_family = AF_UNSPEC;
+    }
+
+    /* Digits only: strtoul() would also take "+80", " 80" or "0x50". */
+    size_t plen = strspn(port, "0123456789");
+    unsigned long pnum = 0;
+    if (plen > 0 && plen <= 5 && port[plen] == '\0')
+        pnum = strtoul(port, NULL, 10);
+    if (pnum < 1 || pnum > 65535)
+        return *why = "the port must be an integer in 1..65535", -1;
+    snprintf(pbuf, sizeof pbuf, "%lu", pnum);
+
+    size_t hlen = (size_t)(hend - host);
+    if (hlen == 0)
+        return *why = "missing host", -1;
+    if (hlen >= sizeof hbuf)
+        return *why = "host name too long", -1;
+    memcpy(hbuf, host, hlen);
+    hbuf[hlen] = '\0';
+    if (!bracket) {
+        if (strspn(hbuf, "0123456789.") == hlen) {
+            /* getaddrinfo() would take "10.1" as 10.0.0.1: insist on the
+             * dotted quad everyone reads the same way. */
+            struct in_addr a4;
+            if (inet_pton(AF_INET, hbuf, &a4) != 1)
+                return *why = "invalid IPv4 address", -1;
+            hints.ai_family = AF_INET;
+            hints.ai_flags |= AI_NUMERICHOST;
+        } else if (strspn(hbuf, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                "0123456789-._") != hlen) {
+            return *why = "invalid host name", -1;
+        }
+    }
+
+    int rc = getaddrinfo(hbuf, pbuf, &hints, &res);
+    if (rc != 0 || !res) {
+        if (bracket)
+            *why = "invalid IPv6 address";
+        else if (rc == EAI_NONAME || rc == EAI_NODATA || rc == EAI_FAIL || !res)
+            *why = "host name not found";
+        else
+            *why = gai_strerror(rc);
+        if (res)
+            freeaddrinfo(res);
+        return -1;
+    }
+    if (res->ai_addrlen > sizeof out->ss) {
+        freeaddrinfo(res);
+        return *why = "unsupported address family", -1;
+    }
+    memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
+    out->len = res->ai_addrlen;
+    freeaddrinfo(res);
+
+    if (getnameinfo((struct sockaddr *)&out->ss, out->len, nhost, sizeof nhost, NULL, 0,
+                    NI_NUMERICHOST) != 0)
+        return *why = "cannot format the address", -1;
+    snprintf(out->text, sizeof out->text, out->ss.ss_family == AF_INET6 ? "[%s]:%lu" : "%s:%lu",
+             nhost, pnum);
+    return 0;
+}
+
+/* ---- public -------------------------------------------------------------- */
+
+struct fg_upstream *fg_config_upstream(const struct fg_config *cfg, const char *name)
+{
+    for (unsigned i = 0; i < cfg->nupstreams; i++)
+        if (cfg->upstreams[i].name && strcmp(cfg->upstreams[i].name, name) == 0)
+            return &cfg->upstreams[i];
+    return NULL;
+}
+
+static unsigned cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        return 1;
+    return n > FG_MAX_WORKERS ? FG_MAX_WORKERS : (unsigned)n;
+}
+
+/* jansson's own error (syntax, duplicate key, too big a number), which it
+ * locates itself. A duplicate key gets the same shape as our messages. */
+static void parse_error(struct ctx *c, const json_error_t *je)
+{
+    char *path, *key, *q;
+    unsigned line, col;
+
+    if (json_error_code(je) == json_error_duplicate_key && je->position >= 0 &&
+        fg_json_key_before(c->text, c->len, (size_t)je->position, &path, &key, &line, &col) == 0) {
+        q = fg_json_quote(key);
+        if (q)
+            *c->err = format("%s:%u:%u: %s: duplicate key %s", c->name, line, col, path, q);
+        free(q);
+        free(path);
+        free(key);
+        if (*c->err)
+            return;
+    }
+    /* jansson counts a position at the very start of a line as column 0
+     * and an empty text as line 1, column 0; editors start at 1. */
+    *c->err = format("%s:%d:%d: %s", c->name, je->line < 1 ? 1 : je->line,
+                     je->column < 1 ? 1 : je->column, je->text);
+}
+
+struct fg_config *fg_config_parse(const char *text, size_t len, const char *name, char **err)
+{
+    struct ctx c = {.name = name ? name : "(config)", .text = text, .len = len, .err = err};
+    json_error_t je;
+    json_t *root;
+
+    *err = NULL;
+    if (!(root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je))) {
+        parse_error(&c, &je);
+        return NULL;
+    }
+    if (!(c.cfg = calloc(1, sizeof *c.cfg)) || !(c.cfg->path = strdup(c.name))) {
+        oom(&c);
+        goto fail;
+    }
+    if (!json_is_object(root)) {
+        fail(&c, AT_VALUE, "must be an object");
+        goto fail;
+    }
+    if (walk(&c, root, root_fields, c.cfg) < 0)
+        goto fail;
+    if (c.cfg->workers == 0)
+        c.cfg->workers = cpu_count();
+    json_decref(root);
+    free(c.dir);
+    return c.cfg;
+fail:
+    json_decref(root);
+    free(c.dir);
+    fg_config_free(c.cfg);
+    return NULL;
+}
+
+struct fg_config *fg_config_load(const char *path, char **err)
+{
+    char ebuf[128], *text = NULL;
+    size_t len = 0, cap = 0;
+    FILE *f;
+
+    *err = NULL;
+    if (!(f = fopen(path, "re"))) {
+        int e = errno;
+        *err = format("%s: cannot open: %s", path, strerror_r(e, ebuf, sizeof ebuf));
+        return NULL;
+    }
+    for (;;) {
+        if (len == cap) {
+            size_t ncap = cap ? cap * 2 : 65536;
+            char *t = realloc(text, ncap);
+            if (!t) {
+                *err = format("%s: out of memory", path);
+                goto fail;
+            }
+            text = t;
+            cap = ncap;
+        }
+        size_t got = fread(text + len, 1, cap - len, f);
+        len += got;
+        if (got == 0)
+            break;
+    }
+    if (ferror(f)) {
+        int e = errno;
+        *err = format("%s: cannot read: %s", path, strerror_r(e, ebuf, sizeof ebuf));
+        goto fail;
+    }
+    fclose(f);
+    struct fg_config *cfg = fg_config_parse(text, len, path, err);
+    free(text);
+    return cfg;
+fail:
+    fclose(f);
+    free(text);
+    return NULL;
+}
+
+void fg_config_free(struct fg_config *cfg)
+{
+    if (!cfg)
+        return;
+    for (unsigned i = 0; i < cfg->nlisteners; i++) {
+        struct fg_tls_cfg *tls = cfg->listeners[i].tls;
+        if (tls) {
+            free(tls->certificate);
+            free(tls->key);
+            free(tls);
+        }
+    }
+    free(cfg->listeners);
+    for (unsigned i = 0; i < cfg->nupstreams; i++) {
+        free(cfg->upstreams[i].name);
+        free(cfg->upstreams[i].backends);
+    }
+    free(cfg->upstreams);
+    for (unsigned i = 0; i < cfg->nroutes; i++)
+        free(cfg->routes[i].path_prefix);
+    free(cfg->routes);
+    free(cfg->path);
+    free(cfg);
+}

@@ -1,0 +1,158 @@
+/* Accepted client connections until their protocol is known: the TLS
+ * handshake and ALPN, or for cleartext the first bytes (the HTTP/2 client
+ * preface, or anything else for HTTP/1.1). Then the connection is handed
+ * to a front end, which takes over the bufferevent. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <openssl/ssl.h>
+
+#include "fg/conn.h"
+#include "fg/front.h"
+#include "fg/log.h"
+#include "fg/worker.h"
+
+static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+#define H2_PREFACE_LEN (sizeof(h2_preface) - 1)
+
+struct pending {
+    struct fg_worker *w;
+    struct fg_client_info client;
+};
+
+void fg_conn_closed(struct fg_worker *w)
+{
+    w->nconns--;
+}
+
+static void drop(struct bufferevent *bev, struct pending *p)
+{
+    struct fg_worker *w = p->w;
+
+    bufferevent_free(bev);
+    free(p);
+    fg_conn_closed(w);
+}
+
+static void hand_over(struct bufferevent *bev, struct pending *p, int h2)
+{
+    struct fg_worker *w = p->w;
+    struct fg_client_info ci = p->client;
+
+    free(p);
+    bufferevent_set_timeouts(bev, NULL, NULL);
+    if (h2)
+        fg_h2_start(w, bev, &ci);
+    else
+        fg_h1_start(w, bev, &ci);
+}
+
+/* Cleartext: compare what arrived with the preface; decide as soon as the
+ * bytes differ (HTTP/1.1) or the whole preface is there (h2c). */
+static void sniff_read(struct bufferevent *bev, void *arg)
+{
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t n = evbuffer_get_length(in);
+    size_t cmp = n < H2_PREFACE_LEN ? n : H2_PREFACE_LEN;
+    const unsigned char *data;
+
+    if (n == 0)
+        return;
+    data = evbuffer_pullup(in, (ev_ssize_t)cmp);
+    if (memcmp(data, h2_preface, cmp) != 0) {
+        hand_over(bev, arg, 0);
+        return;
+    }
+    if (cmp == H2_PREFACE_LEN)
+        hand_over(bev, arg, 1);
+    /* else a prefix of the preface: wait for more */
+}
+
+static void sniff_event(struct bufferevent *bev, short what, void *arg)
+{
+    drop(bev, arg);
+}
+
+static void tls_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct pending *p = arg;
+
+    if (what & BEV_EVENT_CONNECTED) {
+        SSL *ssl = bufferevent_openssl_get_ssl(bev);
+        const unsigned char *alpn = NULL;
+        unsigned alpn_len = 0;
+
+        SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
+        hand_over(bev, p, alpn_len == 2 && memcmp(alpn, "h2", 2) == 0);
+        return;
+    }
+    drop(bev, p);       /* handshake failed or timed out */
+}
+
+static void client_addr(const struct sockaddr *sa, char *out, size_t len)
+{
+    out[0] = '\0';
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)len);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)len);
+}
+
+void fg_conn_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
+                    int socklen, void *arg)
+{
+    struct fg_worker_listener *l = arg;
+    struct fg_worker *w = l->worker;
+    unsigned ms = w->cfg->client.header_timeout_ms;
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    struct bufferevent *bev;
+    struct pending *p;
+    int one = 1;
+
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    p = calloc(1, sizeof(*p));
+    if (!p) {
+        evutil_closesocket(fd);
+        return;
+    }
+    p->w = w;
+    client_addr(sa, p->client.addr, sizeof(p->client.addr));
+    if (l->ssl_ctx) {
+        SSL *ssl = SSL_new(l->ssl_ctx);
+        bev = ssl ? bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                   BEV_OPT_CLOSE_ON_FREE)
+                  : NULL;
+        if (!bev) {
+            if (ssl)
+                SSL_free(ssl);
+            evutil_closesocket(fd);
+            free(p);
+            return;
+        }
+        p->client.tls = 1;
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+        bufferevent_setcb(bev, NULL, NULL, tls_event, p);
+    } else {
+        bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        if (!bev) {
+            evutil_closesocket(fd);
+            free(p);
+            return;
+        }
+        bufferevent_setcb(bev, sniff_read, NULL, sniff_event, p);
+    }
+    w->nconns++;
+    /* the handshake or the first bytes must come within the header timeout */
+    bufferevent_set_timeouts(bev, ms ? &tv : NULL, ms ? &tv : NULL);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+}

@@ -1,0 +1,95 @@
+/* The process: TLS contexts, worker threads, signals. */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/ssl.h>
+
+#include "fg/daemon.h"
+#include "fg/log.h"
+#include "fg/tls.h"
+#include "fg/worker.h"
+
+static void free_ctxs(SSL_CTX **ctxs, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (ctxs[i])
+            SSL_CTX_free(ctxs[i]);
+    free(ctxs);
+}
+
+int fg_daemon_run(const struct fg_config *cfg)
+{
+    SSL_CTX **ctxs = calloc(cfg->nlisteners, sizeof(*ctxs));
+    struct fg_worker *workers = calloc(cfg->workers, sizeof(*workers));
+    unsigned ninit = 0, nstarted = 0;
+    sigset_t set;
+    int sig = 0, status = 1;
+    char *err = NULL;
+
+    if (!ctxs || !workers) {
+        fg_log_error("out of memory");
+        goto out;
+    }
+    for (unsigned i = 0; i < cfg->nlisteners; i++) {
+        if (cfg->listeners[i].tls && !(ctxs[i] = fg_tls_server_ctx(cfg->listeners[i].tls, &err))) {
+            fg_log_error("%s", err ? err : "TLS set-up failed");
+            goto out;
+        }
+    }
+
+    /* Every thread inherits this mask: signals are taken by sigwait() here,
+     * never by a worker in the middle of a callback. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    for (; ninit < cfg->workers; ninit++) {
+        if (fg_worker_init(&workers[ninit], ninit, cfg, ctxs, &err) < 0) {
+            fg_log_error("%s", err ? err : "worker set-up failed");
+            fg_worker_free(&workers[ninit]);
+            goto out;
+        }
+    }
+    for (; nstarted < cfg->workers; nstarted++) {
+        if (fg_worker_start(&workers[nstarted]) != 0) {
+            fg_log_error("cannot start worker thread: %s", strerror(errno));
+            goto out;
+        }
+    }
+    for (unsigned i = 0; i < cfg->nlisteners; i++)
+        fg_log_info("listening on %s%s", cfg->listeners[i].addr.text,
+                    cfg->listeners[i].tls ? " (TLS)" : "");
+    fg_log_info("fleetgate %s started with %u worker%s", PACKAGE_VERSION, cfg->workers,
+                cfg->workers == 1 ? "" : "s");
+
+    for (;;) {
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            fg_log_info("SIGHUP: configuration reload is not available yet; ignored");
+            continue;
+        }
+        break;
+    }
+    fg_log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    status = 0;
+out:
+    for (unsigned i = 0; i < nstarted; i++)
+        fg_worker_stop(&workers[i]);
+    for (unsigned i = 0; i < nstarted; i++)
+        fg_worker_join(&workers[i]);
+    for (unsigned i = 0; i < ninit; i++)
+        fg_worker_free(&workers[i]);
+    free(workers);
+    if (ctxs)
+        free_ctxs(ctxs, cfg->nlisteners);
+    free(err);
+    return status;
+}

@@ -1,0 +1,601 @@
+/* HTTP/2 front end (h2c with prior knowledge, or h2 over TLS), on nghttp2.
+ *
+ * Each stream carries one exchange. Output is produced by one flush()
+ * that runs from the loop (scheduled, never from inside the proxy's calls),
+ * so the writes of many streams go out together and nghttp2 never closes a
+ * stream while the proxy holds it. Request bodies use manual window updates:
+ * bytes are returned to the client's window only once the backend took
+ * them, which is the back-pressure towards the client. */
+#include "config.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <nghttp2/nghttp2.h>
+
+#include "fg/exchange.h"
+#include "fg/front.h"
+#include "fg/headers.h"
+#include "fg/log.h"
+#include "fg/proxy.h"
+#include "fg/worker.h"
+
+/* Stream and connection receive windows we advertise. */
+#define STREAM_WINDOW (256 * 1024)
+#define CONN_WINDOW (1024 * 1024)
+
+struct h2conn {
+    struct fg_worker *w;
+    struct bufferevent *bev;
+    nghttp2_session *session;
+    struct event *idle_timer;
+    struct fg_client_info client;
+    struct fg_exchange_list streams;    /* exchanges of open streams */
+    unsigned nstreams;
+    nghttp2_nv *nv;                     /* scratch for submitting heads */
+    size_t nv_cap;
+    unsigned flush_scheduled:1;
+    unsigned closing:1;
+};
+
+struct h2_stream_err {
+    int status;
+    const char *code, *msg;
+};
+
+static const struct fg_front_ops h2_ops;
+static nghttp2_session_callbacks *callbacks;
+static nghttp2_option *options;
+
+static struct h2conn *conn_of(struct fg_exchange *x) { return x->front_data; }
+
+static void schedule_flush(struct h2conn *h)
+{
+    if (h->flush_scheduled || h->closing)
+        return;
+    h->flush_scheduled = 1;
+    bufferevent_trigger(h->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS | BEV_TRIG_IGNORE_WATERMARKS);
+}
+
+static void update_idle_timer(struct h2conn *h)
+{
+    unsigned ms = h->w->cfg->client.idle_timeout_ms;
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+    if (h->nstreams == 0 && ms)
+        evtimer_add(h->idle_timer, &tv);
+    else
+        evtimer_del(h->idle_timer);
+}
+
+static void stream_release(struct h2conn *h, struct fg_exchange *x)
+{
+    TAILQ_REMOVE(&h->streams, x, link);
+    h->nstreams--;
+    if (x->state != FG_X_DONE && x->state != FG_X_FREE)
+        fg_proxy_abort(x);
+    fg_exchange_put(x);
+}
+
+static void conn_free(struct h2conn *h)
+{
+    /* nghttp2_session_del() does not report the streams it drops */
+    while (!TAILQ_EMPTY(&h->streams))
+        stream_release(h, TAILQ_FIRST(&h->streams));
+    nghttp2_session_del(h->session);
+    event_free(h->idle_timer);
+    bufferevent_free(h->bev);
+    fg_conn_closed(h->w);
+    free(h->nv);
+    free(h);
+}
+
+/* Sends what nghttp2 has queued; frees the connection when it is over.
+ * Only called from top-level event callbacks. Returns 0 if still open. */
+static int flush(struct h2conn *h)
+{
+    struct evbuffer *out = bufferevent_get_output(h->bev);
+
+    h->flush_scheduled = 0;
+    if (nghttp2_session_send(h->session) != 0) {
+        conn_free(h);
+        return -1;
+    }
+    if (!nghttp2_session_want_read(h->session) && !nghttp2_session_want_write(h->session) &&
+        evbuffer_get_length(out) == 0) {
+        conn_free(h);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- nghttp2 callbacks ------------------------------------------------ */
+
+static ssize_t send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *ud)
+{
+    struct h2conn *h = ud;
+    struct evbuffer *out = bufferevent_get_output(h->bev);
+
+    if (evbuffer_get_length(out) >= FG_HIGH_WATERMARK)
+        return NGHTTP2_ERR_WOULDBLOCK;
+    if (evbuffer_add(out, data, len) < 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    return (ssize_t)len;
+}
+
+/* DATA payloads move from the stream's buffer to the socket's without a
+ * copy into nghttp2 (NGHTTP2_DATA_FLAG_NO_COPY). */
+static int send_data_cb(nghttp2_session *s, nghttp2_frame *frame, const uint8_t *framehd,
+                        size_t length, nghttp2_data_source *source, void *ud)
+{
+    struct h2conn *h = ud;
+    struct fg_exchange *x = source->ptr;
+    struct evbuffer *out = bufferevent_get_output(h->bev);
+
+    if (evbuffer_get_length(out) >= FG_HIGH_WATERMARK)
+        return NGHTTP2_ERR_WOULDBLOCK;
+    evbuffer_add(out, framehd, 9);
+    if (length)
+        evbuffer_remove_buffer(x->h2_out, out, length);
+    if (x->resp_paused && evbuffer_get_length(x->h2_out) < FG_LOW_WATERMARK)
+        fg_proxy_resume(x);
+    return 0;
+}
+
+static size_t add_trailers(struct h2conn *h, struct fg_exchange *x);
+
+static ssize_t data_read_cb(nghttp2_session *s, int32_t stream_id, uint8_t *buf, size_t length,
+                            uint32_t *data_flags, nghttp2_data_source *source, void *ud)
+{
+    struct h2conn *h = ud;
+    struct fg_exchange *x = source->ptr;
+    size_t avail = evbuffer_get_length(x->h2_out);
+    size_t n = avail < length ? avail : length;
+
+    if (n == 0 && !x->h2_out_eof) {
+        x->h2_deferred = 1;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (x->h2_out_eof && n == avail) {
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (add_trailers(h, x))
+            *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    }
+    return (ssize_t)n;
+}
+
+static int reject(struct fg_exchange *x, int status, const char *code, const char *msg)
+{
+    /* remembered on the exchange until the head is complete */
+    if (!x->status) {
+        x->status = status;
+        x->route = (const void *)code;  /* no route yet: reuse the slot */
+        x->upstream = (void *)msg;
+    }
+    return 0;
+}
+
+static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void *ud)
+{
+    struct h2conn *h = ud;
+    struct fg_exchange *x;
+
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    x = fg_exchange_get(h->w);
+    if (!x)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (!x->h2_out && !(x->h2_out = evbuffer_new())) {
+        fg_exchange_put(x);
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    x->state = FG_X_REQUEST_HEAD;
+    x->front = &h2_ops;
+    x->front_data = h;
+    x->client = &h->client;
+    x->h2_stream_id = frame->hd.stream_id;
+    TAILQ_INSERT_TAIL(&h->streams, x, link);
+    h->nstreams++;
+    update_idle_timer(h);
+    nghttp2_session_set_stream_user_data(s, frame->hd.stream_id, x);
+    return 0;
+}
+
+static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *ud)
+{
+    struct h2conn *h = ud;
+    struct fg_exchange *x = nghttp2_session_get_stream_user_data(s, frame->hd.stream_id);
+    const struct fg_client_cfg *cc = &h->w->cfg->client;
+    int trailer;
+    char *n, *v;
+
+    if (!x || frame->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    trailer = x->state != FG_X_REQUEST_HEAD;
+    x->arena.used += 0;
+    if (x->arena.used + namelen + valuelen > cc->max_header_bytes)
+        return reject(x, 431, "headers_too_large", "request head exceeds max_header_bytes");
+    if (namelen && name[0] == ':' && !trailer) {
+        v = fg_arena_dup(&x->arena, (const char *)value, valuelen);
+        if (!v)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        if (namelen == 7 && memcmp(name, ":method", 7) == 0) {
+            x->method = v;
+            x->method_len = (uint32_t)valuelen;
+        } else if (namelen == 5 && memcmp(name, ":path", 5) == 0) {
+            x->path = v;
+            x->path_len = (uint32_t)valuelen;
+        } else if (namelen == 10 && memcmp(name, ":authority", 10) == 0) {
+            x->authority = v;
+            x->authority_len = (uint32_t)valuelen;
+        }
+        return 0;                       /* :scheme: we know how we were reached */
+    }
+    if ((trailer ? x->req_trailers.n : x->req_headers.n) >= cc->max_headers)
+        return reject(x, 431, "headers_too_large", "too many request headers");
+    n = fg_arena_dup(&x->arena, (const char *)name, namelen);
+    v = fg_arena_dup(&x->arena, (const char *)value, valuelen);
+    if (!n || !v || fg_headers_add(trailer ? &x->req_trailers : &x->req_headers, n, namelen, v,
+                                   valuelen) < 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    return 0;
+}
+
+static int parse_length(const char *s, size_t len, int64_t *out)
+{
+    int64_t v = 0;
+
+    if (len == 0 || len > 18)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+static void start_request(struct h2conn *h, struct fg_exchange *x, int end_stream)
+{
+    const struct fg_client_cfg *cc = &h->w->cfg->client;
+    struct fg_header *cl;
+
+    fg_headers_classify(&x->req_headers);
+    x->req_has_body = !end_stream;
+    x->req_body_done = end_stream;
+    x->req_head_only = x->method_len == 4 && memcmp(x->method, "HEAD", 4) == 0;
+    cl = fg_headers_find(&x->req_headers, "content-length", 14);
+    if (cl && parse_length(cl->value, cl->vlen, &x->req_content_length) < 0)
+        reject(x, 400, "bad_request", "invalid content-length");
+    if (!x->authority) {
+        struct fg_header *host = fg_headers_find(&x->req_headers, "host", 4);
+        if (host) {
+            x->authority = host->value;
+            x->authority_len = host->vlen;
+        }
+    }
+    fg_exchange_set_request_id(x);
+    if (x->status) {
+        const char *code = (const char *)x->route, *msg = (const char *)x->upstream;
+        int status = x->status;
+        x->route = NULL;
+        x->upstream = NULL;
+        x->status = 0;
+        fg_exchange_reply_error(x, status, code, msg);
+        return;
+    }
+    if (!x->method || !x->path || x->path_len == 0 || x->path[0] != '/') {
+        fg_exchange_reply_error(x, 400, "bad_request", "invalid :path or :method");
+        return;
+    }
+    if (cc->max_body_bytes && x->req_content_length >= 0 &&
+        (uint64_t)x->req_content_length > cc->max_body_bytes) {
+        fg_exchange_reply_error(x, 413, "body_too_large", "request body exceeds max_body_bytes");
+        return;
+    }
+    if (x->req_content_length == 0 && x->req_has_body)
+        x->req_has_body = 1;            /* an empty DATA with END_STREAM follows */
+    fg_proxy_start(x);
+    if (end_stream)
+        fg_proxy_request_end(x);
+}
+
+static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *ud)
+{
+    struct h2conn *h = ud;
+    struct fg_exchange *x;
+    int end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+
+    if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
+        return 0;
+    x = nghttp2_session_get_stream_user_data(s, frame->hd.stream_id);
+    if (!x)
+        return 0;
+    if (frame->hd.type == NGHTTP2_HEADERS && x->state == FG_X_REQUEST_HEAD) {
+        start_request(h, x, end_stream);
+        return 0;
+    }
+    if (end_stream && !x->req_body_done) {
+        x->req_body_done = 1;
+        fg_headers_classify(&x->req_trailers);
+        fg_proxy_request_end(x);
+    }
+    return 0;
+}
+
+static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream_id,
+                         const uint8_t *data, size_t len, void *ud)
+{
+    struct h2conn *h = ud;
+    struct fg_exchange *x = nghttp2_session_get_stream_user_data(s, stream_id);
+    uint64_t max = h->w->cfg->client.max_body_bytes;
+
+    if (!x || x->state == FG_X_DONE || x->state == FG_X_REQUEST_HEAD) {
+        nghttp2_session_consume(s, stream_id, len);
+        return 0;
+    }
+    x->req_body_bytes += len;
+    if (max && x->req_body_bytes > max) {
+        nghttp2_session_consume(s, stream_id, len);
+        fg_exchange_reply_error(x, 413, "body_too_large", "request body exceeds max_body_bytes");
+        return 0;
+    }
+    if (fg_proxy_request_body(x, (const char *)data, len))
+        x->h2_unconsumed += len;        /* returned by resume_request */
+    else
+        nghttp2_session_consume(s, stream_id, len);
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *s, int32_t stream_id, uint32_t error_code, void *ud)
+{
+    struct h2conn *h = ud;
+    struct fg_exchange *x = nghttp2_session_get_stream_user_data(s, stream_id);
+
+    if (x) {
+        nghttp2_session_set_stream_user_data(s, stream_id, NULL);
+        stream_release(h, x);
+        update_idle_timer(h);
+    }
+    return 0;
+}
+
+/* ---- response (fg_front_ops) ------------------------------------------ */
+
+static nghttp2_nv *nv_room(struct h2conn *h, size_t n)
+{
+    if (n > h->nv_cap) {
+        nghttp2_nv *nv = realloc(h->nv, n * sizeof(*nv));
+        if (!nv)
+            return NULL;
+        h->nv = nv;
+        h->nv_cap = n;
+    }
+    return h->nv;
+}
+
+#define NV_FLAGS (NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE)
+
+static void nv_set(nghttp2_nv *nv, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    nv->name = (uint8_t *)name;
+    nv->namelen = nlen;
+    nv->value = (uint8_t *)value;
+    nv->valuelen = vlen;
+    nv->flags = NV_FLAGS;
+}
+
+static size_t add_trailers(struct h2conn *h, struct fg_exchange *x)
+{
+    nghttp2_nv *nv = nv_room(h, x->resp_trailers.n + 1);
+    size_t n = 0;
+
+    if (!nv)
+        return 0;
+    for (unsigned i = 0; i < x->resp_trailers.n; i++) {
+        const struct fg_header *e = &x->resp_trailers.v[i];
+        if (!(e->flags & (FG_HDR_HOP | FG_HDR_FRAMING)))
+            nv_set(&nv[n++], e->name, e->nlen, e->value, e->vlen);
+    }
+    if (n && nghttp2_submit_trailer(h->session, x->h2_stream_id, nv, n) != 0)
+        return 0;
+    return n;
+}
+
+static void h2_send_head(struct fg_exchange *x)
+{
+    struct h2conn *h = conn_of(x);
+    nghttp2_nv *nv = nv_room(h, x->resp_headers.n + 3);
+    nghttp2_data_provider prd = { .source.ptr = x, .read_callback = data_read_cb };
+    char *status = fg_arena_alloc(&x->arena, 3), *cl = NULL;
+    size_t n = 0;
+    int cllen = 0;
+
+    if (!nv || !status) {
+        nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, x->h2_stream_id,
+                                  NGHTTP2_INTERNAL_ERROR);
+        schedule_flush(h);
+        return;
+    }
+    status[0] = (char)('0' + x->status / 100 % 10);
+    status[1] = (char)('0' + x->status / 10 % 10);
+    status[2] = (char)('0' + x->status % 10);
+    nv_set(&nv[n++], ":status", 7, status, 3);
+    for (unsigned i = 0; i < x->resp_headers.n; i++) {
+        const struct fg_header *e = &x->resp_headers.v[i];
+        if (!(e->flags & (FG_HDR_HOP | FG_HDR_FRAMING | FG_HDR_REQID)) && e->nlen)
+            nv_set(&nv[n++], e->name, e->nlen, e->value, e->vlen);
+    }
+    nv_set(&nv[n++], "x-request-id", 12, x->request_id, x->request_id_len);
+    if (x->resp_content_length >= 0 && x->status != 204 && x->status != 304 &&
+        (cl = fg_arena_alloc(&x->arena, 21))) {
+        cllen = snprintf(cl, 21, "%" PRId64, x->resp_content_length);
+        nv_set(&nv[n++], "content-length", 14, cl, (size_t)cllen);
+    }
+    nghttp2_submit_response(h->session, x->h2_stream_id, nv, n, x->resp_no_body ? NULL : &prd);
+    schedule_flush(h);
+}
+
+static void wake_provider(struct h2conn *h, struct fg_exchange *x)
+{
+    if (x->h2_deferred) {
+        x->h2_deferred = 0;
+        nghttp2_session_resume_data(h->session, x->h2_stream_id);
+    }
+    schedule_flush(h);
+}
+
+static size_t h2_send_body(struct fg_exchange *x, const char *data, size_t len)
+{
+    struct h2conn *h = conn_of(x);
+
+    if (x->resp_no_body)
+        return 0;
+    evbuffer_add(x->h2_out, data, len);
+    wake_provider(h, x);
+    return evbuffer_get_length(x->h2_out);
+}
+
+static void h2_send_end(struct fg_exchange *x)
+{
+    struct h2conn *h = conn_of(x);
+
+    /* the exchange lives on until nghttp2 closes the stream */
+    x->h2_out_eof = 1;
+    if (!x->resp_no_body)
+        wake_provider(h, x);
+    else
+        schedule_flush(h);
+}
+
+static void h2_abort(struct fg_exchange *x)
+{
+    struct h2conn *h = conn_of(x);
+
+    nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, x->h2_stream_id,
+                              NGHTTP2_INTERNAL_ERROR);
+    schedule_flush(h);
+}
+
+static void h2_resume_request(struct fg_exchange *x)
+{
+    struct h2conn *h = conn_of(x);
+
+    if (x->h2_unconsumed) {
+        nghttp2_session_consume(h->session, x->h2_stream_id, (size_t)x->h2_unconsumed);
+        x->h2_unconsumed = 0;
+        schedule_flush(h);
+    }
+}
+
+static const struct fg_front_ops h2_ops = {
+    .send_head = h2_send_head,
+    .send_body = h2_send_body,
+    .send_end = h2_send_end,
+    .abort = h2_abort,
+    .resume_request = h2_resume_request,
+};
+
+/* ---- events -------------------------------------------------------------- */
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct h2conn *h = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t n;
+
+    while ((n = evbuffer_get_contiguous_space(in)) > 0) {
+        const uint8_t *data = evbuffer_pullup(in, (ev_ssize_t)n);
+        ssize_t rv = nghttp2_session_mem_recv(h->session, data, n);
+        if (rv < 0) {
+            fg_log_debug("client %s: HTTP/2: %s", h->client.addr, nghttp2_strerror((int)rv));
+            conn_free(h);
+            return;
+        }
+        evbuffer_drain(in, (size_t)rv);
+    }
+    flush(h);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    flush(arg);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    conn_free(arg);                     /* EOF, error or send timeout */
+}
+
+static void on_idle(evutil_socket_t fd, short what, void *arg)
+{
+    struct h2conn *h = arg;
+
+    nghttp2_session_terminate_session(h->session, NGHTTP2_NO_ERROR);
+    flush(h);
+}
+
+static void init_callbacks(void)
+{
+    nghttp2_session_callbacks_new(&callbacks);
+    nghttp2_session_callbacks_set_send_callback(callbacks, send_cb);
+    nghttp2_session_callbacks_set_send_data_callback(callbacks, send_data_cb);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(callbacks, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
+    nghttp2_option_new(&options);
+    nghttp2_option_set_no_auto_window_update(options, 1);
+}
+
+void fg_h2_start(struct fg_worker *w, struct bufferevent *bev, const struct fg_client_info *ci)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    const struct fg_client_cfg *cc = &w->cfg->client;
+    struct h2conn *h;
+    nghttp2_settings_entry iv[] = {
+        { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cc->h2_max_concurrent_streams },
+        { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW },
+        { NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, cc->max_header_bytes },
+    };
+    struct timeval send_tv = { cc->send_timeout_ms / 1000, (cc->send_timeout_ms % 1000) * 1000 };
+
+    pthread_once(&once, init_callbacks);
+    h = calloc(1, sizeof(*h));
+    if (!h || !(h->idle_timer = evtimer_new(w->base, on_idle, h)) ||
+        nghttp2_session_server_new2(&h->session, callbacks, h, options) != 0) {
+        if (h && h->idle_timer)
+            event_free(h->idle_timer);
+        free(h);
+        bufferevent_free(bev);
+        fg_conn_closed(w);
+        return;
+    }
+    h->w = w;
+    h->bev = bev;
+    h->client = *ci;
+    h->client.h2 = 1;
+    TAILQ_INIT(&h->streams);
+    nghttp2_submit_settings(h->session, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
+    nghttp2_session_set_local_window_size(h->session, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW);
+    bufferevent_setcb(bev, on_read, on_write, on_event, h);
+    bufferevent_setwatermark(bev, EV_WRITE, FG_LOW_WATERMARK, 0);
+    bufferevent_set_timeouts(bev, NULL, cc->send_timeout_ms ? &send_tv : NULL);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    update_idle_timer(h);
+    if (evbuffer_get_length(bufferevent_get_input(bev)))
+        on_read(bev, h);
+    else
+        flush(h);
+}

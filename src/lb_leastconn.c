@@ -1,0 +1,31 @@
+/* Weighted least-connections: the backend with the fewest active requests
+ * per unit of weight, counted across every worker. Ties are broken
+ * round-robin from a per-worker cursor, so equal backends share evenly. */
+#include "config.h"
+
+#include "fg/balancer.h"
+
+struct fg_backend *fg_lb_leastconn_pick(struct fg_upstream *u, struct fg_lb_state *st,
+                                        const struct fg_backend *avoid)
+{
+    struct fg_backend *best = NULL;
+    unsigned best_active = 0, n = u->nbackends, start;
+
+    if (n == 0)
+        return NULL;
+    start = st->cursor++ % n;
+    for (unsigned k = 0; k < n; k++) {
+        struct fg_backend *b = &u->backends[(start + k) % n];
+        unsigned active;
+
+        if (b == avoid)
+            continue;
+        active = atomic_load_explicit(&b->active, memory_order_relaxed);
+        /* active/weight < best_active/best->weight, without division */
+        if (!best || (uint64_t)active * best->weight < (uint64_t)best_active * b->weight) {
+            best = b;
+            best_active = active;
+        }
+    }
+    return best;
+}

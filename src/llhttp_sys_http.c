@@ -1,0 +1,3 @@
+/* Compiles the system's llhttp source http.c (found through -I$(LLHTTP_SRCDIR)
+ * by configure) into the build; nothing of llhttp is kept in this tree. */
+#include <http.c>

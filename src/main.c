@@ -1,0 +1,61 @@
+/* fleetgate: command line. */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fg/config.h"
+#include "fg/daemon.h"
+#include "fg/log.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: fleetgate -c FILE [-t] [-d]\n"
+            "       fleetgate -v | -h\n"
+            "\n"
+            "  -c FILE  configuration file (JSON)\n"
+            "  -t       validate the configuration and exit (0: valid, 1: not)\n"
+            "  -d       debug logging\n"
+            "  -v       print the version and exit\n"
+            "  -h       print this help and exit\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL;
+    int test_only = 0, opt, status;
+    struct fg_config *cfg;
+    char *err = NULL;
+
+    while ((opt = getopt(argc, argv, "c:tdvh")) != -1) {
+        switch (opt) {
+        case 'c': path = optarg; break;
+        case 't': test_only = 1; break;
+        case 'd': fg_log_set_level(FG_LOG_DEBUG); break;
+        case 'v': printf("fleetgate %s\n", PACKAGE_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!path || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    cfg = fg_config_load(path, &err);
+    if (!cfg) {
+        fprintf(stderr, "fleetgate: %s\n", err ? err : "cannot load configuration");
+        free(err);
+        return 1;
+    }
+    if (test_only) {
+        printf("configuration %s ok\n", path);
+        fg_config_free(cfg);
+        return 0;
+    }
+    status = fg_daemon_run(cfg);
+    fg_config_free(cfg);
+    return status;
+}

@@ -1,0 +1,578 @@
+/* The upstream half of an exchange: HTTP/1.1 to the backend.
+ *
+ * Ownership rules that keep this re-entrancy safe:
+ * - front->send_head() and send_body() only queue bytes; they never finish
+ *   or free the exchange, so the proxy may go on using it afterwards;
+ * - front->send_end() and abort() may free the exchange: they are always
+ *   the last thing the proxy does with it, after detaching the backend. */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "fg/balancer.h"
+#include "fg/exchange.h"
+#include "fg/headers.h"
+#include "fg/log.h"
+#include "fg/proxy.h"
+#include "fg/route.h"
+#include "fg/uconn.h"
+#include "fg/worker.h"
+
+#define SKIP_UPSTREAM (FG_HDR_HOP | FG_HDR_FRAMING | FG_HDR_HOST | FG_HDR_XFF | FG_HDR_XFP | \
+                       FG_HDR_REQID)
+
+static llhttp_settings_t response_settings;
+static pthread_once_t settings_once = PTHREAD_ONCE_INIT;
+static void init_settings(void);
+
+/* ---- writing the request ------------------------------------------------ */
+
+static size_t put(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return n;
+}
+
+#define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
+
+/* Serialises the request head for the backend straight into the
+ * connection's output buffer: sized first, written once, no temporary. */
+static int write_head(struct fg_exchange *x, struct fg_uconn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    const struct fg_client_info *ci = x->client;
+    const char *host = x->authority ? x->authority : c->backend->addr.text;
+    size_t host_len = x->authority ? x->authority_len : strlen(c->backend->addr.text);
+    size_t addr_len = strlen(ci->addr), size, n = 0;
+    struct evbuffer_iovec iov;
+    char *p;
+    int xff_seen = 0;
+
+    size = x->method_len + 1 + x->path_len + 11;
+    size += 6 + host_len + 2;
+    for (unsigned i = 0; i < x->req_headers.n; i++) {
+        const struct fg_header *h = &x->req_headers.v[i];
+        if (h->flags & FG_HDR_XFF)
+            size += h->vlen + 2;
+        else if (!(h->flags & SKIP_UPSTREAM))
+            size += h->nlen + 2 + h->vlen + 2;
+    }
+    size += 17 + addr_len + 2;                          /* x-forwarded-for */
+    size += 19 + 5 + 2;                                 /* x-forwarded-proto */
+    size += 14 + x->request_id_len + 2;                 /* x-request-id */
+    size += 28 + 22;                                    /* framing */
+    size += 2;
+
+    if (evbuffer_reserve_space(out, (ev_ssize_t)size, &iov, 1) < 1)
+        return -1;
+    p = iov.iov_base;
+    n += put(p + n, x->method, x->method_len);
+    p[n++] = ' ';
+    n += put(p + n, x->path, x->path_len);
+    n += PUT_LIT(p + n, " HTTP/1.1\r\nhost: ");
+    n += put(p + n, host, host_len);
+    n += PUT_LIT(p + n, "\r\n");
+    for (unsigned i = 0; i < x->req_headers.n; i++) {
+        const struct fg_header *h = &x->req_headers.v[i];
+        if (h->flags & SKIP_UPSTREAM)
+            continue;
+        n += put(p + n, h->name, h->nlen);
+        n += PUT_LIT(p + n, ": ");
+        n += put(p + n, h->value, h->vlen);
+        n += PUT_LIT(p + n, "\r\n");
+    }
+    /* nginx's $proxy_add_x_forwarded_for: earlier hops first, then us */
+    n += PUT_LIT(p + n, "x-forwarded-for: ");
+    for (unsigned i = 0; i < x->req_headers.n; i++) {
+        const struct fg_header *h = &x->req_headers.v[i];
+        if (!(h->flags & FG_HDR_XFF) || h->vlen == 0)
+            continue;
+        n += put(p + n, h->value, h->vlen);
+        n += PUT_LIT(p + n, ", ");
+        xff_seen = 1;
+    }
+    (void)xff_seen;
+    n += put(p + n, ci->addr, addr_len);
+    n += PUT_LIT(p + n, "\r\n");
+    if (ci->tls)
+        n += PUT_LIT(p + n, "x-forwarded-proto: https\r\n");
+    else
+        n += PUT_LIT(p + n, "x-forwarded-proto: http\r\n");
+    n += PUT_LIT(p + n, "x-request-id: ");
+    n += put(p + n, x->request_id, x->request_id_len);
+    n += PUT_LIT(p + n, "\r\n");
+    c->chunked_req = 0;
+    if (x->req_content_length >= 0) {
+        if (x->req_content_length > 0 || x->req_has_body)
+            n += (size_t)sprintf(p + n, "content-length: %" PRId64 "\r\n", x->req_content_length);
+    } else if (x->req_has_body) {
+        n += PUT_LIT(p + n, "transfer-encoding: chunked\r\n");
+        c->chunked_req = 1;
+    }
+    n += PUT_LIT(p + n, "\r\n");
+    iov.iov_len = n;
+    return evbuffer_commit_space(out, &iov, 1);
+}
+
+/* ---- backend choice, connect and retry ------------------------------------ */
+
+void fg_proxy_detach(struct fg_exchange *x, int reusable)
+{
+    if (x->uconn) {
+        struct fg_uconn *c = x->uconn;
+        x->uconn = NULL;
+        fg_uconn_release(c, reusable);
+    }
+    if (x->backend) {
+        fg_balancer_release(x->backend);
+        x->backend = NULL;
+    }
+}
+
+static void apply_phase_timeouts(struct fg_exchange *x, struct fg_uconn *c)
+{
+    struct fg_upstream *u = c->backend->upstream;
+
+    if (c->state == FG_UC_CONNECTING)
+        fg_uconn_set_timeouts(c, 0, u->connect_timeout_ms);
+    else if (c->head_done)
+        fg_uconn_set_timeouts(c, u->idle_timeout_ms, u->idle_timeout_ms);
+    else
+        /* the response-head clock starts once the whole request is out */
+        fg_uconn_set_timeouts(c, c->req_sent ? u->header_timeout_ms : 0, u->idle_timeout_ms);
+}
+
+/* Binds a backend connection to <x>. <pending> (may be NULL) holds request
+ * bytes carried over from a failed connection and is emptied into the new
+ * one; without it the head is written afresh. Returns 0, or -1 when no
+ * backend could be had (x->backend is then NULL). */
+static int bind_backend(struct fg_exchange *x, struct evbuffer *pending, int req_sent,
+                        int chunked_req, int allow_pooled)
+{
+    struct fg_worker *w = x->worker;
+    struct fg_upstream *u = x->upstream;
+    struct fg_backend *b;
+    struct fg_uconn *c;
+
+    for (;;) {
+        b = fg_balancer_pick(u, &w->lb[u->index], x->failed_backend);
+        if (!b)
+            return -1;
+        c = fg_uconn_acquire(w, b, x, allow_pooled);
+        if (c)
+            break;
+        /* the socket could not even be created: treat as refused */
+        fg_log_warn("backend %s: %s", b->addr.text, strerror(errno));
+        fg_balancer_release(b);
+        if (x->failed_backend || u->nbackends < 2)
+            return -1;
+        x->failed_backend = b;
+        x->attempts++;
+    }
+    x->backend = b;
+    x->uconn = c;
+    if (pending) {
+        evbuffer_add_buffer(bufferevent_get_output(c->bev), pending);
+        c->req_sent = req_sent;
+        c->chunked_req = chunked_req;
+    } else {
+        if (write_head(x, c) < 0)
+            return -1;
+        c->req_sent = !x->req_has_body || x->req_body_done;
+    }
+    llhttp_init(&c->parser, HTTP_RESPONSE, &response_settings);
+    c->parser.data = c;
+    if (x->req_head_only)
+        c->parser.method = HTTP_HEAD;
+    apply_phase_timeouts(x, c);
+    if (c->state == FG_UC_ACTIVE)
+        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    return 0;
+}
+
+static void fail(struct fg_exchange *x, int status, const char *code, const char *message)
+{
+    fg_proxy_detach(x, 0);
+    if (x->state == FG_X_RESPONDING) {
+        x->state = FG_X_DONE;
+        x->front->abort(x);                 /* last use of x */
+    } else {
+        fg_exchange_reply_error(x, status, code, message);
+    }
+}
+
+/* The connection failed before any byte of the request went out: try
+ * another backend once, carrying the queued request bytes over. */
+static void retry_or_fail(struct fg_exchange *x, int status, const char *code,
+                          const char *message)
+{
+    struct fg_uconn *c = x->uconn;
+    struct fg_upstream *u = x->upstream;
+    struct evbuffer *pending;
+    int req_sent = c->req_sent, chunked_req = c->chunked_req;
+
+    if (x->attempts >= 1 || u->nbackends < 2 || !(pending = evbuffer_new())) {
+        fail(x, status, code, message);
+        return;
+    }
+    x->attempts++;
+    fg_log_warn("backend %s: %s; retrying on another backend", x->backend->addr.text, message);
+    evbuffer_add_buffer(pending, bufferevent_get_output(c->bev));
+    x->failed_backend = x->backend;
+    fg_proxy_detach(x, 0);
+    if (bind_backend(x, pending, req_sent, chunked_req, 1) < 0) {
+        evbuffer_free(pending);
+        fail(x, status, code, message);
+        return;
+    }
+    evbuffer_free(pending);
+}
+
+void fg_proxy_start(struct fg_exchange *x)
+{
+    const struct fg_config *cfg = x->worker->cfg;
+    const struct fg_route *route;
+
+    pthread_once(&settings_once, init_settings);
+    x->state = FG_X_UPSTREAM;
+    route = fg_route_match(cfg, x->path, x->path_len);
+    if (!route) {
+        fg_exchange_reply_error(x, 404, "no_route", "no route matches this request");
+        return;
+    }
+    x->route = route;
+    x->upstream = route->upstream;
+    if (cfg->client.max_body_bytes && x->req_content_length >= 0 &&
+        (uint64_t)x->req_content_length > cfg->client.max_body_bytes) {
+        fg_exchange_reply_error(x, 413, "body_too_large", "request body exceeds max_body_bytes");
+        return;
+    }
+    if (bind_backend(x, NULL, 0, 0, 1) < 0) {
+        if (x->failed_backend)
+            fg_exchange_reply_error(x, 502, "backend_unavailable", "no backend could be reached");
+        else
+            fg_exchange_reply_error(x, 503, "no_backend", "the upstream has no usable backend");
+    }
+}
+
+/* ---- request body ----------------------------------------------------------- */
+
+int fg_proxy_request_body(struct fg_exchange *x, const char *data, size_t len)
+{
+    struct fg_uconn *c = x->uconn;
+    struct evbuffer *out;
+
+    if (!c || len == 0)
+        return 0;
+    out = bufferevent_get_output(c->bev);
+    if (c->chunked_req) {
+        char size[24];
+        int n = snprintf(size, sizeof(size), "%zx\r\n", len);
+        evbuffer_add(out, size, (size_t)n);
+        evbuffer_add(out, data, len);
+        evbuffer_add(out, "\r\n", 2);
+    } else {
+        evbuffer_add(out, data, len);
+    }
+    if (evbuffer_get_length(out) > FG_HIGH_WATERMARK) {
+        x->req_paused = 1;
+        return 1;
+    }
+    return 0;
+}
+
+void fg_proxy_request_end(struct fg_exchange *x)
+{
+    struct fg_uconn *c = x->uconn;
+    struct evbuffer *out;
+
+    if (!c || c->req_sent)
+        return;
+    out = bufferevent_get_output(c->bev);
+    if (c->chunked_req) {
+        evbuffer_add(out, "0\r\n", 3);
+        for (unsigned i = 0; i < x->req_trailers.n; i++) {
+            const struct fg_header *h = &x->req_trailers.v[i];
+            if (h->flags & (FG_HDR_HOP | FG_HDR_FRAMING))
+                continue;
+            evbuffer_add(out, h->name, h->nlen);
+            evbuffer_add(out, ": ", 2);
+            evbuffer_add(out, h->value, h->vlen);
+            evbuffer_add(out, "\r\n", 2);
+        }
+        evbuffer_add(out, "\r\n", 2);
+    }
+    c->req_sent = 1;
+    if (c->state == FG_UC_ACTIVE)
+        apply_phase_timeouts(x, c);
+}
+
+/* ---- response ------------------------------------------------------------------ */
+
+static inline struct fg_uconn *parser_conn(llhttp_t *p) { return p->data; }
+
+static int on_message_begin(llhttp_t *p)
+{
+    struct fg_uconn *c = parser_conn(p);
+    c->hname = c->hvalue = NULL;
+    c->hname_len = c->hvalue_len = 0;
+    return 0;
+}
+
+static int head_limit(struct fg_uconn *c, size_t len)
+{
+    c->head_bytes += len;
+    return c->head_bytes > c->backend->upstream->max_response_header_bytes ? -1 : 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    struct fg_uconn *c = parser_conn(p);
+
+    if (head_limit(c, len) < 0)
+        return -1;
+    return fg_arena_append(&c->x->arena, &c->hname, &c->hname_len, at, len, 1);
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    struct fg_uconn *c = parser_conn(p);
+
+    if (head_limit(c, len) < 0)
+        return -1;
+    if (!c->hvalue) {
+        /* an empty value still needs a non-NULL, arena-owned pointer */
+        c->hvalue = fg_arena_alloc(&c->x->arena, 0);
+        if (!c->hvalue)
+            return -1;
+    }
+    return fg_arena_append(&c->x->arena, &c->hvalue, &c->hvalue_len, at, len, 0);
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+    struct fg_uconn *c = parser_conn(p);
+    struct fg_exchange *x = c->x;
+    struct fg_headers *h = c->head_done ? &x->resp_trailers : &x->resp_headers;
+    char *v = c->hvalue ? c->hvalue : (char *)"";
+    size_t vlen = c->hvalue_len;
+
+    /* trim optional whitespace at the end (llhttp strips the start) */
+    while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+        vlen--;
+    if (fg_headers_add(h, c->hname, c->hname_len, v, vlen) < 0)
+        return -1;
+    c->hname = c->hvalue = NULL;
+    c->hname_len = c->hvalue_len = 0;
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    struct fg_uconn *c = parser_conn(p);
+    struct fg_exchange *x = c->x;
+    int status = p->status_code;
+
+    if (status >= 100 && status < 200) {
+        /* interim response: the gateway answered Expect itself, so drop it */
+        if (status == 101)
+            return -1;          /* no upgrades through the proxy */
+        fg_headers_reset(&x->resp_headers);
+        c->head_bytes = 0;
+        return 0;
+    }
+    x->status = status;
+    fg_headers_classify(&x->resp_headers);
+    x->resp_content_length =
+        (p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED) ? (int64_t)p->content_length : -1;
+    x->resp_no_body = x->req_head_only || status == 204 || status == 304;
+    if (status == 204)
+        x->resp_content_length = -1;
+    c->head_done = 1;
+    x->state = FG_X_RESPONDING;
+    apply_phase_timeouts(x, c);
+    x->front->send_head(x);
+    return x->req_head_only ? 1 : 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct fg_uconn *c = parser_conn(p);
+    struct fg_exchange *x = c->x;
+
+    if (x->front->send_body(x, at, len) > FG_HIGH_WATERMARK)
+        x->resp_paused = 1;
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    struct fg_uconn *c = parser_conn(p);
+
+    if (!c->head_done)
+        return 0;               /* end of an interim (1xx) response */
+    c->msg_done = 1;
+    return HPE_PAUSED;          /* stop here: nothing may follow a response */
+}
+
+static void init_settings(void)
+{
+    llhttp_settings_init(&response_settings);
+    response_settings.on_message_begin = on_message_begin;
+    response_settings.on_header_field = on_header_field;
+    response_settings.on_header_value = on_header_value;
+    response_settings.on_header_value_complete = on_header_value_complete;
+    response_settings.on_headers_complete = on_headers_complete;
+    response_settings.on_body = on_body;
+    response_settings.on_message_complete = on_message_complete;
+}
+
+static void complete_response(struct fg_exchange *x)
+{
+    struct fg_uconn *c = x->uconn;
+    int reusable = c->req_sent && llhttp_should_keep_alive(&c->parser);
+
+    fg_proxy_detach(x, reusable);
+    x->state = FG_X_DONE;
+    x->front->send_end(x);              /* last use of x */
+}
+
+static void bad_response(struct fg_exchange *x, const char *why)
+{
+    fg_log_warn("backend %s: invalid response: %s", x->backend ? x->backend->addr.text : "?", why);
+    fail(x, 502, "backend_unavailable", "the backend sent an invalid response");
+}
+
+void fg_proxy_on_backend_read(struct fg_uconn *c)
+{
+    struct fg_exchange *x = c->x;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t n;
+
+    while ((n = evbuffer_get_contiguous_space(in)) > 0) {
+        const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+        llhttp_errno_t err;
+
+        c->got_bytes = 1;
+        err = llhttp_execute(&c->parser, data, n);
+        if (err == HPE_OK) {
+            evbuffer_drain(in, n);
+            continue;
+        }
+        if (err == HPE_PAUSED && c->msg_done) {
+            evbuffer_drain(in, (size_t)(llhttp_get_error_pos(&c->parser) - data));
+            complete_response(x);
+            return;
+        }
+        bad_response(x, c->head_bytes > c->backend->upstream->max_response_header_bytes
+                            ? "head larger than max_response_header_bytes"
+                            : llhttp_get_error_reason(&c->parser));
+        return;
+    }
+    if (x->resp_paused)
+        bufferevent_disable(c->bev, EV_READ);
+}
+
+void fg_proxy_on_backend_write(struct fg_uconn *c)
+{
+    struct fg_exchange *x = c->x;
+
+    if (x && x->req_paused) {
+        x->req_paused = 0;
+        x->front->resume_request(x);
+    }
+}
+
+void fg_proxy_on_backend_event(struct fg_uconn *c, short what)
+{
+    struct fg_exchange *x = c->x;
+
+    if (what & BEV_EVENT_CONNECTED) {
+        apply_phase_timeouts(x, c);
+        return;
+    }
+    if (c->state == FG_UC_CONNECTING) {
+        if (what & BEV_EVENT_TIMEOUT)
+            retry_or_fail(x, 504, "backend_timeout", "connecting to the backend timed out");
+        else
+            retry_or_fail(x, 502, "backend_unavailable", "the backend refused the connection");
+        return;
+    }
+    if (what & BEV_EVENT_TIMEOUT) {
+        if (!c->head_done)
+            fail(x, 504, "backend_timeout", "the backend did not answer in time");
+        else
+            fail(x, 504, "backend_timeout", "the backend stalled mid-response");
+        return;
+    }
+    /* EOF or error */
+    if (c->head_done && (what & BEV_EVENT_EOF) && !c->msg_done) {
+        /* a close-delimited body ends here; any other framing was cut */
+        if (llhttp_message_needs_eof(&c->parser) && llhttp_finish(&c->parser) == HPE_OK) {
+            fg_proxy_detach(x, 0);
+            x->state = FG_X_DONE;
+            x->front->send_end(x);
+            return;
+        }
+    }
+    if (!c->got_bytes && c->reused && !x->req_has_body) {
+        /* the backend closed a pooled connection as we reused it: the
+         * request can safely go again on a fresh connection */
+        struct fg_backend *b = x->backend;
+        x->backend = NULL;              /* keep its count for the new connection */
+        fg_proxy_detach(x, 0);
+        x->backend = b;
+        c = fg_uconn_acquire(x->worker, b, x, 0);
+        if (c) {
+            x->uconn = c;
+            llhttp_init(&c->parser, HTTP_RESPONSE, &response_settings);
+            c->parser.data = c;
+            if (x->req_head_only)
+                c->parser.method = HTTP_HEAD;
+            if (write_head(x, c) == 0) {
+                c->req_sent = 1;
+                apply_phase_timeouts(x, c);
+                return;
+            }
+        }
+        fail(x, 502, "backend_unavailable", "the backend closed the connection");
+        return;
+    }
+    fail(x, 502, "backend_unavailable",
+         c->got_bytes ? "the backend closed the connection mid-response"
+                      : "the backend closed the connection without answering");
+}
+
+/* ---- client-side events ------------------------------------------------------------ */
+
+void fg_proxy_resume(struct fg_exchange *x)
+{
+    struct fg_uconn *c = x->uconn;
+
+    if (!x->resp_paused)
+        return;
+    x->resp_paused = 0;
+    if (!c)
+        return;
+    bufferevent_enable(c->bev, EV_READ);
+    /* bytes already read stay in the input buffer and would not wake the
+     * read callback again: run it, deferred, from the loop */
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS | BEV_TRIG_IGNORE_WATERMARKS);
+}
+
+void fg_proxy_abort(struct fg_exchange *x)
+{
+    fg_proxy_detach(x, 0);
+    x->state = FG_X_DONE;
+}
+

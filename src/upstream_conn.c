@@ -1,0 +1,181 @@
+/* Backend connections and the per-worker keep-alive pools. */
+#include "config.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "fg/log.h"
+#include "fg/proxy.h"
+#include "fg/uconn.h"
+#include "fg/worker.h"
+
+static void set_state(struct fg_uconn *c, enum fg_uconn_state to)
+{
+    static const unsigned allowed[] = {
+        /* from CLOSED: nothing; closing is done by fg_uconn_close() */
+        [FG_UC_CLOSED] = 0,
+        [FG_UC_CONNECTING] = 1u << FG_UC_ACTIVE | 1u << FG_UC_CLOSED,
+        [FG_UC_ACTIVE] = 1u << FG_UC_IDLE | 1u << FG_UC_CLOSED,
+        [FG_UC_IDLE] = 1u << FG_UC_ACTIVE | 1u << FG_UC_CLOSED,
+    };
+    if (!(allowed[c->state] & (1u << to))) {
+        fg_log_error("backend connection: impossible state change %d -> %d", c->state, to);
+        abort();
+    }
+    c->state = to;
+}
+
+void fg_uconn_set_timeouts(struct fg_uconn *c, unsigned read_ms, unsigned write_ms)
+{
+    struct timeval r = { read_ms / 1000, (read_ms % 1000) * 1000 };
+    struct timeval w = { write_ms / 1000, (write_ms % 1000) * 1000 };
+
+    bufferevent_set_timeouts(c->bev, read_ms ? &r : NULL, write_ms ? &w : NULL);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct fg_uconn *c = arg;
+
+    if (c->state == FG_UC_IDLE) {
+        /* an idle backend has nothing to say: data here means the stream is
+         * out of sync, so the connection cannot be reused */
+        fg_uconn_close(c);
+        return;
+    }
+    fg_proxy_on_backend_read(c);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct fg_uconn *c = arg;
+
+    if (c->state != FG_UC_IDLE)
+        fg_proxy_on_backend_write(c);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct fg_uconn *c = arg;
+
+    if (c->state == FG_UC_IDLE) {
+        /* closed by the backend, or kept past keepalive_timeout_ms */
+        fg_uconn_close(c);
+        return;
+    }
+    if ((what & BEV_EVENT_CONNECTED) && c->state == FG_UC_CONNECTING) {
+        int one = 1;
+        set_state(c, FG_UC_ACTIVE);
+        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    fg_proxy_on_backend_event(c, what);
+}
+
+static struct fg_uconn *uconn_connect(struct fg_worker *w, struct fg_backend *b)
+{
+    struct fg_uconn *c = calloc(1, sizeof(*c));
+
+    if (!c)
+        return NULL;
+    c->worker = w;
+    c->backend = b;
+    c->bev = bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        free(c);
+        return NULL;
+    }
+    c->state = FG_UC_CONNECTING;
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, FG_HIGH_WATERMARK);
+    bufferevent_setwatermark(c->bev, EV_WRITE, FG_LOW_WATERMARK, 0);
+    /* the write timeout bounds the connect (libevent times a pending
+     * connect with it) */
+    fg_uconn_set_timeouts(c, 0, b->upstream->connect_timeout_ms);
+    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&b->addr.ss,
+                                   (int)b->addr.len) < 0) {
+        int e = errno;
+        bufferevent_free(c->bev);
+        free(c);
+        errno = e ? e : ECONNREFUSED;
+        return NULL;
+    }
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    return c;
+}
+
+struct fg_uconn *fg_uconn_acquire(struct fg_worker *w, struct fg_backend *b,
+                                  struct fg_exchange *x, int allow_pooled)
+{
+    struct fg_pool *pool = fg_worker_pool(w, b);
+    struct fg_uconn *c = allow_pooled ? TAILQ_FIRST(&pool->idle) : NULL;
+
+    if (c) {
+        TAILQ_REMOVE(&pool->idle, c, link);
+        pool->nidle--;
+        set_state(c, FG_UC_ACTIVE);
+        c->reused = 1;
+    } else {
+        c = uconn_connect(w, b);
+        if (!c)
+            return NULL;
+    }
+    c->x = x;
+    return c;
+}
+
+void fg_uconn_release(struct fg_uconn *c, int reusable)
+{
+    struct fg_pool *pool = fg_worker_pool(c->worker, c->backend);
+    struct fg_upstream *u = c->backend->upstream;
+
+    c->x = NULL;
+    if (!reusable || c->state != FG_UC_ACTIVE || pool->nidle >= u->keepalive ||
+        evbuffer_get_length(bufferevent_get_output(c->bev)) ||
+        evbuffer_get_length(bufferevent_get_input(c->bev))) {
+        fg_uconn_close(c);
+        return;
+    }
+    set_state(c, FG_UC_IDLE);
+    c->head_done = c->in_trailers = c->msg_done = c->got_bytes = 0;
+    c->chunked_req = c->req_sent = 0;
+    c->hname = c->hvalue = NULL;
+    c->hname_len = c->hvalue_len = c->head_bytes = 0;
+    fg_uconn_set_timeouts(c, u->keepalive_timeout_ms, 0);
+    bufferevent_enable(c->bev, EV_READ);
+    /* most recently used first: it is the least likely to have been closed
+     * by the backend's own keep-alive timer */
+    TAILQ_INSERT_HEAD(&pool->idle, c, link);
+    pool->nidle++;
+}
+
+void fg_uconn_close(struct fg_uconn *c)
+{
+    if (c->state == FG_UC_IDLE) {
+        struct fg_pool *pool = fg_worker_pool(c->worker, c->backend);
+        TAILQ_REMOVE(&pool->idle, c, link);
+        pool->nidle--;
+    }
+    c->state = FG_UC_CLOSED;
+    bufferevent_free(c->bev);
+    free(c);
+}
+
+void fg_uconn_pool_drain(struct fg_worker *w)
+{
+    const struct fg_config *cfg = w->cfg;
+
+    for (unsigned u = 0; u < cfg->nupstreams; u++)
+        for (unsigned b = 0; b < cfg->upstreams[u].nbackends; b++) {
+            struct fg_pool *pool = &w->pools[u][b];
+            while (!TAILQ_EMPTY(&pool->idle))
+                fg_uconn_close(TAILQ_FIRST(&pool->idle));
+        }
+}

@@ -1,0 +1,183 @@
+/* Worker threads: one event loop each, with its own SO_REUSEPORT listening
+ * sockets so the kernel spreads connections and no lock is taken to
+ * accept. */
+#include "config.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "fg/conn.h"
+#include "fg/exchange.h"
+#include "fg/log.h"
+#include "fg/uconn.h"
+#include "fg/worker.h"
+
+static char *errorf(const char *fmt, const char *a, const char *b)
+{
+    size_t len = strlen(fmt) + strlen(a) + strlen(b) + 1;
+    char *m = malloc(len);
+
+    if (m)
+        snprintf(m, len, fmt, a, b);
+    return m;
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    struct fg_worker *w = arg;
+    uint64_t v;
+
+    if (read(fd, &v, sizeof(v)) < 0) {
+        /* nothing to do: we stop either way */
+    }
+    event_base_loopbreak(w->base);
+}
+
+static void on_accept_error(struct evconnlistener *evl, void *arg)
+{
+    struct fg_worker_listener *l = arg;
+    int e = EVUTIL_SOCKET_ERROR();
+
+    /* EMFILE and friends: the listener keeps going; log and carry on */
+    fg_log_warn("worker %u: accept on %s: %s", l->worker->id, l->cfg->addr.text,
+                evutil_socket_error_to_string(e));
+}
+
+int fg_worker_init(struct fg_worker *w, unsigned id, const struct fg_config *cfg,
+                   SSL_CTX **ssl_ctxs, char **err)
+{
+    memset(w, 0, sizeof(*w));
+    w->id = id;
+    w->cfg = cfg;
+    w->stop_fd = -1;
+    TAILQ_INIT(&w->free_exchanges);
+    fg_rng_seed(&w->rng);
+    w->base = event_base_new();
+    if (!w->base) {
+        *err = errorf("worker: cannot create an event loop%s%s", "", "");
+        return -1;
+    }
+    w->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->stop_fd < 0 ||
+        !(w->stop_ev = event_new(w->base, w->stop_fd, EV_READ | EV_PERSIST, on_stop, w)) ||
+        event_add(w->stop_ev, NULL) < 0) {
+        *err = errorf("worker: eventfd: %s%s", strerror(errno), "");
+        return -1;
+    }
+
+    w->pools = calloc(cfg->nupstreams, sizeof(*w->pools));
+    w->lb = calloc(cfg->nupstreams, sizeof(*w->lb));
+    if (!w->pools || !w->lb) {
+        *err = errorf("worker: out of memory%s%s", "", "");
+        return -1;
+    }
+    for (unsigned u = 0; u < cfg->nupstreams; u++) {
+        const struct fg_upstream *up = &cfg->upstreams[u];
+        w->pools[u] = calloc(up->nbackends, sizeof(**w->pools));
+        if (!w->pools[u] || fg_lb_state_init(&w->lb[u], up) < 0) {
+            *err = errorf("worker: out of memory%s%s", "", "");
+            return -1;
+        }
+        for (unsigned b = 0; b < up->nbackends; b++)
+            TAILQ_INIT(&w->pools[u][b].idle);
+    }
+
+    w->listeners = calloc(cfg->nlisteners, sizeof(*w->listeners));
+    if (!w->listeners) {
+        *err = errorf("worker: out of memory%s%s", "", "");
+        return -1;
+    }
+    for (unsigned i = 0; i < cfg->nlisteners; i++) {
+        struct fg_worker_listener *l = &w->listeners[i];
+        const struct fg_listener_cfg *lc = &cfg->listeners[i];
+        unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE |
+                         LEV_OPT_REUSEABLE_PORT;
+
+        if (lc->addr.ss.ss_family == AF_INET6)
+            flags |= LEV_OPT_BIND_IPV6ONLY;
+        l->worker = w;
+        l->cfg = lc;
+        l->ssl_ctx = ssl_ctxs[i];
+        l->evl = evconnlistener_new_bind(w->base, fg_conn_accept, l, flags, lc->backlog,
+                                         (const struct sockaddr *)&lc->addr.ss, (int)lc->addr.len);
+        if (!l->evl) {
+            *err = errorf("cannot listen on %s: %s", lc->addr.text, strerror(errno));
+            return -1;
+        }
+        evconnlistener_set_error_cb(l->evl, on_accept_error);
+        w->nlisteners++;
+    }
+    return 0;
+}
+
+static void *worker_main(void *arg)
+{
+    struct fg_worker *w = arg;
+
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+int fg_worker_start(struct fg_worker *w)
+{
+    return pthread_create(&w->thread, NULL, worker_main, w);
+}
+
+void fg_worker_stop(struct fg_worker *w)
+{
+    uint64_t one = 1;
+
+    if (w->stop_fd >= 0 && write(w->stop_fd, &one, sizeof(one)) < 0)
+        fg_log_warn("worker %u: cannot signal stop: %s", w->id, strerror(errno));
+}
+
+void fg_worker_join(struct fg_worker *w)
+{
+    pthread_join(w->thread, NULL);
+}
+
+void fg_worker_free(struct fg_worker *w)
+{
+    const struct fg_config *cfg = w->cfg;
+
+    for (unsigned i = 0; i < w->nlisteners; i++)
+        evconnlistener_free(w->listeners[i].evl);
+    free(w->listeners);
+    if (w->pools) {
+        fg_uconn_pool_drain(w);
+        for (unsigned u = 0; u < cfg->nupstreams; u++)
+            free(w->pools[u]);
+        free(w->pools);
+    }
+    if (w->lb) {
+        for (unsigned u = 0; u < cfg->nupstreams; u++)
+            fg_lb_state_free(&w->lb[u]);
+        free(w->lb);
+    }
+    while (!TAILQ_EMPTY(&w->free_exchanges)) {
+        struct fg_exchange *x = TAILQ_FIRST(&w->free_exchanges);
+        TAILQ_REMOVE(&w->free_exchanges, x, link);
+        fg_exchange_destroy(x);
+        free(x);
+    }
+    if (w->stop_ev)
+        event_free(w->stop_ev);
+    if (w->stop_fd >= 0)
+        close(w->stop_fd);
+    if (w->base)
+        event_base_free(w->base);
+    memset(w, 0, sizeof(*w));
+}
+
+struct fg_pool *fg_worker_pool(struct fg_worker *w, const struct fg_backend *b)
+{
+    return &w->pools[b->upstream->index][b->index];
+}

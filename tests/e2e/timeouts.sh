@@ -1,0 +1,76 @@
+#!/bin/bash
+# Backend failures mid-exchange: no response head within the upstream's
+# header_timeout_ms gives 504 backend_timeout; a response cut short never
+# looks complete to the client; a response that is not HTTP gives 502.
+. "$(dirname "$0")/lib.sh"
+require_cmd curl
+
+start_backend b1
+pick_port GWP
+write_config "$T/gw.json" <<JSON
+{
+  "workers": 2,
+  "listeners": [ { "address": "127.0.0.1:$GWP" } ],
+  "upstreams": {
+    "main": { "backends": [ { "address": "${BACKEND_ADDR[b1]}" } ], "header_timeout_ms": 500 }
+  },
+  "routes": [ { "match": { "path_prefix": "/" }, "upstream": "main" } ]
+}
+JSON
+start_gateway "$T/gw.json"
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+for v in --http1.1 --http2-prior-knowledge; do
+    # ---- no head from the backend
+    t0=$(now_ms)
+    code=$(fcurl $v --max-time 10 -D "$T/h" -o "$T/b" -w '%{http_code}' "$(gw_url /hang)")
+    ms=$(($(now_ms) - t0))
+    assert_eq 504 "$code" "$v /hang with header_timeout_ms 500: status"
+    assert_error_json "$(cat "$T/b")" 504 backend_timeout "$v 504 body"
+    assert_match "$(header_value "$T/h" content-type)" '^application/json' "$v 504: content-type"
+    assert_ge "$ms" 450 "$v 504 not before the timeout (ms)"
+    assert_le "$ms" 1500 "$v 504 within ~1 s (ms)"
+
+    # a slow head within the limit is fine
+    code=$(fcurl $v -o /dev/null -w '%{http_code}' "$(gw_url '/slow?ms=200')")
+    assert_eq 200 "$code" "$v /slow?ms=200 under header_timeout_ms 500"
+
+    # ---- body cut short: never a complete-looking response
+    fcurl $v --max-time 10 -o "$T/b" -w '%{http_code} %{size_download}' "$(gw_url /close-mid)" >"$T/w" 2>"$T/e"
+    rc=$?
+    note "$v /close-mid: curl exit $rc, '$(cat "$T/w")', $(head -c 200 "$T/e")"
+    assert_ne 0 "$rc" "$v /close-mid: curl exit status (cut-short body must not look complete)"
+    read -r _ size <"$T/w"
+    assert_le "${size:-0}" 999 "$v /close-mid: bytes received"
+
+    # ---- not HTTP at all from the backend
+    code=$(fcurl $v --max-time 10 -D "$T/h" -o "$T/b" -w '%{http_code}' "$(gw_url /garbage)")
+    assert_eq 502 "$code" "$v /garbage: status"
+    assert_error_json "$(cat "$T/b")" 502 backend_unavailable "$v /garbage 502 body"
+
+    # ---- a backend's own error status passes through untouched
+    code=$(fcurl $v -D "$T/h" -o "$T/b" -w '%{http_code}' "$(gw_url /status/503)")
+    assert_eq 503 "$code" "$v backend's own 503 passed through"
+    assert_json "$(cat "$T/b")" status 503 "$v backend's own 503 body untouched"
+    assert_eq b1 "$(header_value "$T/h" x-backend)" "$v backend's own 503 carries x-backend"
+done
+
+# several hanging requests at once on one h2 connection, all 504 together
+if command -v h2load >/dev/null; then
+    t0=$(now_ms)
+    timeout -k 2 20 h2load -n 4 -c 1 -m 4 "$(gw_url /hang)" >"$T/h2load.out" 2>&1
+    ms=$(($(now_ms) - t0))
+    assert_contains "$(grep '^status codes:' "$T/h2load.out")" "4 5xx" "4 concurrent /hang streams on one h2c connection: 4 x 5xx"
+    assert_le "$ms" 2500 "4 concurrent /hang streams time out together (ms)"
+else
+    note "h2load not installed: concurrent hanging streams not checked"
+fi
+
+# still healthy
+code=$(fcurl --http1.1 -o /dev/null -w '%{http_code}' "$(gw_url /echo)")
+assert_eq 200 "$code" "gateway still answers after backend failures"
+code=$(fcurl --http2-prior-knowledge -o /dev/null -w '%{http_code}' "$(gw_url /echo)")
+assert_eq 200 "$code" "gateway still answers h2c after backend failures"
+
+finish

@@ -1,0 +1,167 @@
+/* Balancer: least_conn by active/weight across "workers", tie rotation,
+ * avoidance, and smooth weighted round-robin sequences. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "fg/balancer.h"
+#include "unit.h"
+
+static struct fg_upstream make_upstream(enum fg_balance bal, const unsigned *weights, unsigned n)
+{
+    struct fg_upstream u;
+
+    memset(&u, 0, sizeof(u));
+    u.balance = bal;
+    u.nbackends = n;
+    u.backends = calloc(n, sizeof(*u.backends));
+    for (unsigned i = 0; i < n; i++) {
+        u.backends[i].weight = weights[i];
+        u.backends[i].index = i;
+        u.backends[i].upstream = &u;
+    }
+    return u;
+}
+
+static void test_leastconn_prefers_fewest_active(void)
+{
+    unsigned w[] = { 1, 1, 1 };
+    struct fg_upstream u = make_upstream(FG_BALANCE_LEAST_CONN, w, 3);
+    struct fg_lb_state st;
+    struct fg_backend *b;
+
+    fg_lb_state_init(&st, &u);
+    u.backends[0].active = 5;
+    u.backends[1].active = 2;
+    u.backends[2].active = 7;
+    b = fg_balancer_pick(&u, &st, NULL);
+    CHECK(b == &u.backends[1]);
+    CHECK_UINT(u.backends[1].active, 3);
+    fg_balancer_release(b);
+    CHECK_UINT(u.backends[1].active, 2);
+    CHECK_UINT(u.backends[1].total, 1);
+    fg_lb_state_free(&st);
+    free(u.backends);
+}
+
+static void test_leastconn_weights(void)
+{
+    /* 4 active on weight 4 (1 per unit) beats 2 active on weight 1 */
+    unsigned w[] = { 1, 4 };
+    struct fg_upstream u = make_upstream(FG_BALANCE_LEAST_CONN, w, 2);
+    struct fg_lb_state st;
+
+    fg_lb_state_init(&st, &u);
+    u.backends[0].active = 2;
+    u.backends[1].active = 4;
+    CHECK(fg_lb_leastconn_pick(&u, &st, NULL) == &u.backends[1]);
+    /* over many picks with none released, counts follow the weights */
+    u.backends[0].active = u.backends[1].active = 0;
+    for (int i = 0; i < 500; i++)
+        fg_balancer_pick(&u, &st, NULL);
+    CHECK_UINT(u.backends[0].active, 100);
+    CHECK_UINT(u.backends[1].active, 400);
+    fg_lb_state_free(&st);
+    free(u.backends);
+}
+
+static void test_leastconn_ties_rotate(void)
+{
+    unsigned w[] = { 1, 1, 1, 1 };
+    struct fg_upstream u = make_upstream(FG_BALANCE_LEAST_CONN, w, 4);
+    struct fg_lb_state st;
+    unsigned seen[4] = { 0 };
+
+    fg_lb_state_init(&st, &u);
+    /* all idle, released at once: a pure tie every time */
+    for (int i = 0; i < 400; i++) {
+        struct fg_backend *b = fg_balancer_pick(&u, &st, NULL);
+        seen[b->index]++;
+        fg_balancer_release(b);
+    }
+    for (int i = 0; i < 4; i++)
+        CHECK_UINT(seen[i], 100);
+    fg_lb_state_free(&st);
+    free(u.backends);
+}
+
+static void test_avoid(void)
+{
+    unsigned w[] = { 1, 1 };
+    struct fg_upstream u = make_upstream(FG_BALANCE_LEAST_CONN, w, 2);
+    struct fg_upstream r = make_upstream(FG_BALANCE_ROUND_ROBIN, w, 2);
+    struct fg_lb_state st, rst;
+
+    fg_lb_state_init(&st, &u);
+    fg_lb_state_init(&rst, &r);
+    u.backends[1].active = 10;
+    CHECK(fg_lb_leastconn_pick(&u, &st, &u.backends[0]) == &u.backends[1]);
+    for (int i = 0; i < 5; i++)
+        CHECK(fg_lb_roundrobin_pick(&r, &rst, &r.backends[1]) == &r.backends[0]);
+    fg_lb_state_free(&st);
+    fg_lb_state_free(&rst);
+    free(u.backends);
+    free(r.backends);
+    /* an upstream with a single, avoided backend has nothing to offer */
+    {
+        unsigned one[] = { 1 };
+        struct fg_upstream s = make_upstream(FG_BALANCE_LEAST_CONN, one, 1);
+        struct fg_lb_state sst;
+        fg_lb_state_init(&sst, &s);
+        CHECK(fg_balancer_pick(&s, &sst, &s.backends[0]) == NULL);
+        CHECK_UINT(s.backends[0].active, 0);
+        fg_lb_state_free(&sst);
+        free(s.backends);
+    }
+}
+
+static void test_smooth_round_robin(void)
+{
+    /* nginx's example: weights 5,1,1 -> a a b a c a a, repeating */
+    unsigned w[] = { 5, 1, 1 };
+    struct fg_upstream u = make_upstream(FG_BALANCE_ROUND_ROBIN, w, 3);
+    struct fg_lb_state st;
+    const char *expect = "aabacaa" "aabacaa";
+    char got[15] = { 0 };
+
+    fg_lb_state_init(&st, &u);
+    for (int i = 0; i < 14; i++) {
+        struct fg_backend *b = fg_balancer_pick(&u, &st, NULL);
+        got[i] = (char)('a' + b->index);
+        fg_balancer_release(b);
+    }
+    CHECK_STR(got, expect);
+    fg_lb_state_free(&st);
+    free(u.backends);
+}
+
+static void test_round_robin_shares(void)
+{
+    unsigned w[] = { 3, 1 };
+    struct fg_upstream u = make_upstream(FG_BALANCE_ROUND_ROBIN, w, 2);
+    struct fg_lb_state st;
+    unsigned seen[2] = { 0 };
+
+    fg_lb_state_init(&st, &u);
+    for (int i = 0; i < 400; i++) {
+        struct fg_backend *b = fg_balancer_pick(&u, &st, NULL);
+        seen[b->index]++;
+        fg_balancer_release(b);
+    }
+    CHECK_UINT(seen[0], 300);
+    CHECK_UINT(seen[1], 100);
+    fg_lb_state_free(&st);
+    free(u.backends);
+}
+
+int main(void)
+{
+    UNIT_RUN(test_leastconn_prefers_fewest_active);
+    UNIT_RUN(test_leastconn_weights);
+    UNIT_RUN(test_leastconn_ties_rotate);
+    UNIT_RUN(test_avoid);
+    UNIT_RUN(test_smooth_round_robin);
+    UNIT_RUN(test_round_robin_shares);
+    return unit_summary();
+}

@@ -1,0 +1,145 @@
+/* Protocol glue: header classification (hop-by-hop, Connection tokens),
+ * token checks, the arena, request ids and route matching. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "fg/arena.h"
+#include "fg/headers.h"
+#include "fg/request_id.h"
+#include "fg/route.h"
+#include "unit.h"
+
+static void add(struct fg_headers *h, const char *n, const char *v)
+{
+    fg_headers_add(h, (char *)n, strlen(n), (char *)v, strlen(v));
+}
+
+static struct fg_header *find(struct fg_headers *h, const char *n)
+{
+    return fg_headers_find(h, n, strlen(n));
+}
+
+static void test_classify(void)
+{
+    struct fg_headers h = { 0 };
+
+    add(&h, "host", "example");
+    add(&h, "connection", "keep-alive, X-Drop-Me");
+    add(&h, "keep-alive", "timeout=5");
+    add(&h, "x-drop-me", "1");
+    add(&h, "te", "trailers");
+    add(&h, "upgrade", "h2c");
+    add(&h, "transfer-encoding", "chunked");
+    add(&h, "content-length", "5");
+    add(&h, "x-forwarded-for", "10.0.0.1");
+    add(&h, "x-forwarded-proto", "https");
+    add(&h, "x-request-id", "abc");
+    add(&h, "proxy-connection", "close");
+    add(&h, "content-type", "application/json");
+    add(&h, "trailer", "x-checksum");
+    fg_headers_classify(&h);
+    CHECK_UINT(find(&h, "host")->flags, FG_HDR_HOST);
+    CHECK(find(&h, "connection")->flags & FG_HDR_HOP);
+    CHECK(find(&h, "keep-alive")->flags & FG_HDR_HOP);
+    CHECK(find(&h, "x-drop-me")->flags & FG_HDR_HOP);
+    CHECK(find(&h, "te")->flags & FG_HDR_HOP);
+    CHECK(find(&h, "upgrade")->flags & FG_HDR_HOP);
+    CHECK(find(&h, "proxy-connection")->flags & FG_HDR_HOP);
+    CHECK(find(&h, "transfer-encoding")->flags & FG_HDR_FRAMING);
+    CHECK(find(&h, "content-length")->flags & FG_HDR_FRAMING);
+    CHECK(!(find(&h, "content-length")->flags & FG_HDR_HOP));
+    CHECK_UINT(find(&h, "x-forwarded-for")->flags, FG_HDR_XFF);
+    CHECK_UINT(find(&h, "x-forwarded-proto")->flags, FG_HDR_XFP);
+    CHECK_UINT(find(&h, "x-request-id")->flags, FG_HDR_REQID);
+    CHECK_UINT(find(&h, "content-type")->flags, 0);
+    CHECK_UINT(find(&h, "trailer")->flags, 0);
+    CHECK(find(&h, "nope") == NULL);
+    fg_headers_free(&h);
+}
+
+static void test_tokens(void)
+{
+    CHECK(fg_header_has_token("a, b ,c", 7, "B", 1));
+    CHECK(fg_header_has_token("close", 5, "close", 5));
+    CHECK(!fg_header_has_token("closed", 6, "close", 5));
+    CHECK(!fg_header_has_token("", 0, "close", 5));
+    CHECK(fg_header_has_token(" ,, upgrade", 11, "upgrade", 7));
+    CHECK(fg_is_token("x-api-key", 9));
+    CHECK(!fg_is_token("bad name", 8));
+    CHECK(!fg_is_token("", 0));
+    CHECK(!fg_is_token("a:b", 3));
+    CHECK(fg_is_field_value("text/plain; q=1\t", 16));
+    CHECK(!fg_is_field_value("a\rb", 3));
+    CHECK(!fg_is_field_value("a\nb", 3));
+    CHECK(!fg_is_field_value("a\x7f", 2));
+}
+
+static void test_arena(void)
+{
+    struct fg_arena a;
+    char *s = NULL, *first;
+    size_t len = 0;
+    char big[10000];
+
+    fg_arena_init(&a);
+    CHECK(fg_arena_append(&a, &s, &len, "Content-", 8, 1) == 0);
+    first = s;
+    CHECK(fg_arena_append(&a, &s, &len, "TYPE", 4, 1) == 0);
+    CHECK(s == first);                  /* grew in place */
+    CHECK_UINT(len, 12);
+    CHECK(memcmp(s, "content-type", 12) == 0);
+    /* a string that spills over the block moves, intact */
+    memset(big, 'x', sizeof(big));
+    CHECK(fg_arena_append(&a, &s, &len, big, sizeof(big), 0) == 0);
+    CHECK_UINT(len, 12 + sizeof(big));
+    CHECK(memcmp(s, "content-type", 12) == 0 && s[len - 1] == 'x');
+    CHECK(memcmp(fg_arena_dup(&a, "abc", 3), "abc", 3) == 0);
+    fg_arena_reset(&a);
+    CHECK_UINT(a.used, 0);
+    CHECK(fg_arena_alloc(&a, 100) != NULL);
+    fg_arena_free(&a);
+}
+
+static void test_request_id(void)
+{
+    struct fg_rng r;
+    char a[32], b[32];
+
+    fg_rng_seed(&r);
+    fg_request_id_make(&r, a);
+    fg_request_id_make(&r, b);
+    CHECK(memcmp(a, b, 32) != 0);
+    for (int i = 0; i < 32; i++)
+        CHECK_MSG((a[i] >= '0' && a[i] <= '9') || (a[i] >= 'a' && a[i] <= 'f'),
+                  "id char %d is %c", i, a[i]);
+}
+
+static void test_route_match(void)
+{
+    struct fg_upstream up[2] = { { .name = (char *)"a" }, { .name = (char *)"b" } };
+    struct fg_route routes[] = {
+        { .path_prefix = (char *)"/v2/models/digits", .path_prefix_len = 17, .upstream = &up[0] },
+        { .path_prefix = (char *)"/", .path_prefix_len = 1, .upstream = &up[1] },
+    };
+    struct fg_config cfg = { .routes = routes, .nroutes = 2 };
+    struct fg_config only = { .routes = routes, .nroutes = 1 };
+
+    CHECK(fg_route_match(&cfg, "/v2/models/digits/infer", 23) == &routes[0]);
+    CHECK(fg_route_match(&cfg, "/v2/models/other", 16) == &routes[1]);
+    /* the query is not part of the path */
+    CHECK(fg_route_match(&only, "/v2?/models/digits", 18) == NULL);
+    CHECK(fg_route_match(&only, "/v2/models/digits?x=1", 21) == &routes[0]);
+    CHECK(fg_route_match(&only, "/v2/models/dig", 14) == NULL);
+}
+
+int main(void)
+{
+    UNIT_RUN(test_classify);
+    UNIT_RUN(test_tokens);
+    UNIT_RUN(test_arena);
+    UNIT_RUN(test_request_id);
+    UNIT_RUN(test_route_match);
+    return unit_summary();
+}
