@@ -46,6 +46,9 @@ struct h1conn {
     char *hname, *hvalue;
     size_t hname_len, hvalue_len;
     size_t head_bytes;
+    /* obs-fold detection: where the next span of a header value must start
+     * if nothing was skipped between (NULL: at the start of the next chunk) */
+    const char *chunk_start, *chunk_end, *value_next;
 
     int err_status;                 /* set by a callback that rejects the request */
     const char *err_code, *err_msg;
@@ -180,6 +183,11 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 
     if (count_head(h, len) < 0)
         return -1;
+    if (h->hvalue && at != (h->value_next ? h->value_next : h->chunk_start))
+        /* llhttp skipped CRLF + whitespace inside one value: a folded line,
+         * which RFC 9112 5.2 lets a server reject; ambiguity is worse */
+        return reject(h, 400, "bad_request", "obsolete line folding in a header");
+    h->value_next = at + len == h->chunk_end ? NULL : at + len;
     if (!h->hvalue && !(h->hvalue = fg_arena_alloc(&h->x.arena, 0)))
         return -1;
     return fg_arena_append(&h->x.arena, &h->hvalue, &h->hvalue_len, at, len, 0);
@@ -196,6 +204,8 @@ static int on_header_value_complete(llhttp_t *p)
 
     while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
         vlen--;
+    if (!fg_is_token(h->hname, h->hname_len))
+        return reject(h, 400, "bad_request", "invalid header name");
     if (!fg_is_field_value(v, vlen))
         return reject(h, 400, "bad_request", "invalid character in a header value");
     if (list->n >= h->w->cfg->client.max_headers)
@@ -390,7 +400,11 @@ static void process(struct h1conn *h)
     while ((h->state == H1_IDLE || h->state == H1_HEAD || h->state == H1_BODY) &&
            !h->paused_body && (n = evbuffer_get_contiguous_space(in)) > 0) {
         const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
-        llhttp_errno_t err = llhttp_execute(&h->parser, data, n);
+        llhttp_errno_t err;
+
+        h->chunk_start = data;
+        h->chunk_end = data + n;
+        err = llhttp_execute(&h->parser, data, n);
 
         if (err == HPE_OK) {
             evbuffer_drain(in, n);

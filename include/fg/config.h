@@ -8,10 +8,16 @@
  * caller frees with fg_config_free(). On failure returns NULL and stores in
  * *err a malloc'd message "FILE:LINE:COLUMN: JSON-PATH: reason", e.g.
  * "etc/fg.json:12:9: $.upstreams.a.backends[0].weight: must be an integer in 1..1000".
- * The caller frees *err. */
+ * The caller frees *err (NULL only when even the message could not be
+ * allocated). JSON syntax errors have no path: "FILE:LINE:COL: reason"; a
+ * file that cannot be opened gives "FILE: cannot open: reason".
+ * Keeps no global state: any thread may load, several at once. Host names
+ * are resolved here (getaddrinfo), so loading may block on DNS. */
 struct fg_config *fg_config_load(const char *path, char **err);
 
-/* Same, from memory; <name> stands for the file name in messages. */
+/* Same, from memory; <name> stands for the file name in messages and its
+ * directory is the base of relative TLS paths. <text> need not be
+ * NUL-terminated. On success, *err is set to NULL. */
 struct fg_config *fg_config_parse(const char *text, size_t len, const char *name, char **err);
 
 void fg_config_free(struct fg_config *cfg);

@@ -79,6 +79,23 @@ for n in 1 70000 3000017; do
     assert_eq "$(pattern_sha256 $n)" "$(sha256_file "$T/d")" "/chunked/$n sha256"
 done
 
+# ---- HEAD: headers only, the connection stays usable
+fcurl --http1.1 -I -v -o "$T/h" "$(gw_url /bytes/100)" "$(gw_url /bytes/5)" -o "$T/b" 2>"$T/v"
+assert_eq 0 $? "two HEAD requests on one connection: curl exit status"
+assert_eq 100 "$(header_value "$T/h" content-length)" "HEAD /bytes/100: content-length"
+assert_contains "$(cat "$T/v")" "Re-using existing connection" "connection reused after a HEAD"
+
+# ---- 204 (no body) followed by another request on the same connection
+fcurl --http1.1 -o /dev/null -o "$T/b" -w '%{http_code}\n' "$(gw_url /status/204)" "$(gw_url /bytes/7)" >"$T/codes"
+assert_eq "204 200" "$(tr '\n' ' ' <"$T/codes" | sed 's/ $//')" "204 then 200 on one connection"
+assert_eq 0123456 "$(cat "$T/b")" "body after a 204"
+
+# ---- HTTP/1.0 client: served, then the connection is closed
+resp=$(printf 'GET /echo HTTP/1.0\r\nHost: old.test\r\n\r\n' | raw_http "$GW_PORT" 5)
+assert_json "$resp" responses.0.status 200 "HTTP/1.0 request: status"
+assert_json "$resp" closed true "HTTP/1.0 request without keep-alive: connection closed"
+assert_json "$(json_get "$resp" responses.0.body)" headers.host old.test "HTTP/1.0 request: host"
+
 # ---- keep-alive towards the client: two URLs in one curl reuse the connection
 fcurl --http1.1 -v -o /dev/null -o /dev/null "$(gw_url /echo?a)" "$(gw_url /bytes/100)" 2>"$T/v"
 assert_contains "$(cat "$T/v")" "Re-using existing connection" "curl -v of two requests on one connection"

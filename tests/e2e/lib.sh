@@ -43,6 +43,9 @@ FG_TEST_TIMEOUT=${FG_TEST_TIMEOUT:-100}
 # Debian's interpreter: the tests use only its standard library.
 PY=/usr/bin/python3
 
+[ -x "$PY" ] || { echo "SKIP - $PY (Debian's python3) is missing"; exit 77; }
+command -v timeout >/dev/null || { echo "SKIP - timeout (coreutils) is missing"; exit 77; }
+
 # A proxy from the environment must never sit between the tests and loopback.
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy no_proxy NO_PROXY
 export LC_ALL=C
@@ -114,7 +117,7 @@ assert_not_contains() {
 }
 # assert_match STRING ERE WHAT
 assert_match() {
-    if [[ "$1" =~ $2 ]]; then ok "$3 ('$1' matches /$2/)"
+    if [[ "$1" =~ $2 ]]; then ok "$3 ('$(printf '%s' "$1" | head -n 1 | head -c 100)' matches /$2/)"
     else fail "$3: '$(printf '%s' "$1" | head -c 600)' does not match /$2/"; fi
 }
 # assert_ge A B WHAT   (integers: A >= B)
@@ -275,9 +278,9 @@ fg_on_signal() {
     exit 1
 }
 
-# The watchdog: after FG_TEST_TIMEOUT seconds it sends SIGTERM to the
-# children of this shell (so that a hanging foreground command returns) and
-# then to the shell itself, whose trap stops the daemons. It goes away by
+# The watchdog: after FG_TEST_TIMEOUT seconds it sends SIGTERM to every
+# descendant of this shell (so that a hanging foreground command returns) and
+# then to the shell itself, whose trap reaps the daemons. It goes away by
 # itself if the shell is gone.
 fg_start_watchdog() {
     $PY - "$$" "$FG_TEST_TIMEOUT" <<'EOF' &
@@ -290,6 +293,8 @@ while time.monotonic() < end:
     if os.getppid() != shell:
         sys.exit(0)
 sys.stderr.write("watchdog: test ran past %d s, stopping it\n" % limit)
+# every descendant of the shell (commands inside $(...) included), by PID
+children = {}
 for d in os.listdir("/proc"):
     if not d.isdigit() or int(d) == me:
         continue
@@ -299,11 +304,17 @@ for d in os.listdir("/proc"):
         ppid = int(st[st.rindex(")") + 2:].split()[1])
     except Exception:
         continue
-    if ppid == shell:
-        try:
-            os.kill(int(d), signal.SIGTERM)
-        except Exception:
-            pass
+    children.setdefault(ppid, []).append(int(d))
+todo, tree = [shell], []
+while todo:
+    for c in children.get(todo.pop(), []):
+        tree.append(c)
+        todo.append(c)
+for pid in tree:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except Exception:
+        pass
 os.kill(shell, signal.SIGTERM)
 EOF
     FG_WATCHDOG=$!

@@ -63,7 +63,7 @@ subj=$(echo | timeout 10 openssl s_client -connect "127.0.0.1:$TLS_PORT" -server
     openssl x509 -noout -subject 2>/dev/null)
 assert_contains "$subj" "CN = localhost" "certificate subject"
 alpn=$(echo | timeout 10 openssl s_client -connect "127.0.0.1:$TLS_PORT" -alpn h2,http/1.1 2>/dev/null |
-    grep -i '^ALPN protocol')
+    grep -a -i '^ALPN protocol')
 assert_contains "$alpn" "h2" "openssl s_client ALPN negotiation"
 
 # plain HTTP on the TLS port is refused (no response that looks like success)

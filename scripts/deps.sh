@@ -1,0 +1,39 @@
+#!/bin/bash
+# Installs the Debian 12 packages fleetgate needs that are not installed yet.
+#   scripts/deps.sh build    what building needs
+#   scripts/deps.sh test     building + the test suite's real peers
+#   scripts/deps.sh run      building + what the quick start runs
+# Runs apt-get only when something is missing (as root, or through sudo).
+set -euo pipefail
+
+build_pkgs=(build-essential autoconf automake libtool pkg-config
+            libevent-dev libnghttp2-dev libssl-dev libjansson-dev libmaxminddb-dev node-llhttp)
+test_pkgs=(curl nghttp2-client nginx-light openssl python3 procps)
+run_pkgs=(curl nghttp2-client nginx-light)
+
+case "${1:-build}" in
+    build) want=("${build_pkgs[@]}") ;;
+    test)  want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+    run)   want=("${build_pkgs[@]}" "${run_pkgs[@]}") ;;
+    *) echo "usage: $0 build|test|run" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "installing: ${missing[*]}"
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "not root and no sudo: install ${missing[*]} first" >&2; exit 1; }
+    sudo=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Installing nginx starts its default site on port 80 on some images; the
+# project never uses that instance and leaves it alone.

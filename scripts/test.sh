@@ -1,0 +1,64 @@
+#!/bin/bash
+# The whole test suite, from a fresh Debian 12 machine:
+#   1. installs what is missing (scripts/deps.sh test);
+#   2. builds and runs `make check` (unit + end-to-end tests);
+#   3. builds again with ASan + UBSan (--enable-sanitizers) and runs it again;
+#   4. `make distcheck` (skip with FG_SKIP_DISTCHECK=1).
+# Ends with "N passed, M failed" over every test run; exits non-zero on any failure.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+scripts/deps.sh test || exit 1
+
+passed=0 failed=0 status=0
+count() {   # count LOG: add the automake summary of a test-suite.log
+    local log=$1 p f e
+    p=$(grep -E '^# PASS: ' "$log" | awk '{print $3}')
+    f=$(grep -E '^# FAIL: ' "$log" | awk '{print $3}')
+    e=$(grep -E '^# ERROR: ' "$log" | awk '{print $3}')
+    passed=$((passed + ${p:-0}))
+    failed=$((failed + ${f:-0} + ${e:-0}))
+}
+run_suite() {   # run_suite NAME BUILD-DIR [CONFIGURE-ARGS...]
+    local name=$1 dir=$2
+    shift 2
+    echo "== $name: building in $dir"
+    if ! scripts/build.sh "$dir" "$@" >/dev/null; then
+        echo "== $name: build failed"
+        failed=$((failed + 1)); status=1
+        return
+    fi
+    echo "== $name: make check"
+    if ! make -C "$dir" -j2 check; then
+        status=1
+        for f in "$dir"/tests/*/*.log; do
+            if grep -q "^FAIL\|^ERROR" "${f%.log}.trs" 2>/dev/null; then
+                echo "---- $f"; tail -40 "$f"
+            fi
+        done
+    fi
+    if [ -f "$dir/test-suite.log" ]; then count "$dir/test-suite.log"; else failed=$((failed + 1)); fi
+}
+
+run_suite release "$top/build"
+# Sanitizers: ASan keeps freed memory in a quarantine; a small one keeps the
+# RSS bounds of the streaming tests meaningful.
+ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:quarantine_size_mb=16:abort_on_error=0} \
+UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+FG_SANITIZERS=1 \
+    run_suite sanitizers "$top/build-asan" --enable-sanitizers
+
+if [ "${FG_SKIP_DISTCHECK:-0}" != 1 ]; then
+    echo "== make distcheck"
+    if make -C "$top/build" distcheck >"$top/build/distcheck.out" 2>&1; then
+        passed=$((passed + 1))
+        echo "distcheck: ok"
+    else
+        failed=$((failed + 1)); status=1
+        tail -40 "$top/build/distcheck.out"
+    fi
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$status" -eq 0 ]
