@@ -29,7 +29,13 @@ for port in "$@"; do
     }"
 done
 
+# As root, nginx's workers would run as nobody and could not read files
+# under a private (mode 700) temporary directory: keep them as the caller.
+user_line=""
+[ "$(id -u)" -eq 0 ] && user_line="user $(id -un) $(id -gn);"
+
 cat > "$dir/nginx.conf" <<CONF
+$user_line
 worker_processes 1;
 pid $dir/nginx.pid;
 error_log $dir/error.log warn;
