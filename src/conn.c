@@ -25,23 +25,40 @@
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 #define H2_PREFACE_LEN (sizeof(h2_preface) - 1)
 
+/* A connection whose protocol is not known yet. */
 struct pending {
+    struct fg_client_conn base;
     struct fg_worker *w;
+    struct bufferevent *bev;
     struct fg_client_info client;
 };
 
-void fg_conn_closed(struct fg_worker *w)
+void fg_conn_register(struct fg_worker *w, struct fg_client_conn *c,
+                      void (*close_now)(struct fg_client_conn *c))
 {
+    c->close_now = close_now;
+    TAILQ_INSERT_TAIL(&w->conns, c, link);
+    w->nconns++;
+}
+
+void fg_conn_unregister(struct fg_worker *w, struct fg_client_conn *c)
+{
+    TAILQ_REMOVE(&w->conns, c, link);
     w->nconns--;
 }
 
 static void drop(struct bufferevent *bev, struct pending *p)
 {
-    struct fg_worker *w = p->w;
-
+    fg_conn_unregister(p->w, &p->base);
     bufferevent_free(bev);
     free(p);
-    fg_conn_closed(w);
+}
+
+static void pending_close_now(struct fg_client_conn *c)
+{
+    struct pending *p = (struct pending *)c;
+
+    drop(p->bev, p);
 }
 
 static void hand_over(struct bufferevent *bev, struct pending *p, int h2)
@@ -49,6 +66,7 @@ static void hand_over(struct bufferevent *bev, struct pending *p, int h2)
     struct fg_worker *w = p->w;
     struct fg_client_info ci = p->client;
 
+    fg_conn_unregister(w, &p->base);
     free(p);
     bufferevent_set_timeouts(bev, NULL, NULL);
     if (h2)
@@ -151,7 +169,8 @@ void fg_conn_accept(struct evconnlistener *evl, evutil_socket_t fd, struct socka
         }
         bufferevent_setcb(bev, sniff_read, NULL, sniff_event, p);
     }
-    w->nconns++;
+    p->bev = bev;
+    fg_conn_register(w, &p->base, pending_close_now);
     /* the handshake or the first bytes must come within the header timeout */
     bufferevent_set_timeouts(bev, ms ? &tv : NULL, ms ? &tv : NULL);
     bufferevent_enable(bev, EV_READ | EV_WRITE);

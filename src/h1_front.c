@@ -35,6 +35,7 @@ enum h1_state {
 };
 
 struct h1conn {
+    struct fg_client_conn base;         /* first: the worker's registry */
     enum h1_state state;
     struct fg_worker *w;
     struct bufferevent *bev;
@@ -95,8 +96,13 @@ static void conn_free(struct h1conn *h)
     fg_exchange_destroy(&h->x);
     event_free(h->timer);
     bufferevent_free(h->bev);
-    fg_conn_closed(h->w);
+    fg_conn_unregister(h->w, &h->base);
     free(h);
+}
+
+static void close_now(struct fg_client_conn *c)
+{
+    conn_free((struct h1conn *)c);
 }
 
 /* Graceful close: stop reading, let the output drain, then free from the
@@ -677,9 +683,9 @@ void fg_h1_start(struct fg_worker *w, struct bufferevent *bev, const struct fg_c
     if (!h || !(h->timer = evtimer_new(w->base, on_timer, h))) {
         free(h);
         bufferevent_free(bev);
-        fg_conn_closed(w);
         return;
     }
+    fg_conn_register(w, &h->base, close_now);
     h->w = w;
     h->bev = bev;
     h->client = *ci;

@@ -31,6 +31,7 @@
 #define CONN_WINDOW (1024 * 1024)
 
 struct h2conn {
+    struct fg_client_conn base;         /* first: the worker's registry */
     struct fg_worker *w;
     struct bufferevent *bev;
     nghttp2_session *session;
@@ -91,9 +92,14 @@ static void conn_free(struct h2conn *h)
     nghttp2_session_del(h->session);
     event_free(h->idle_timer);
     bufferevent_free(h->bev);
-    fg_conn_closed(h->w);
+    fg_conn_unregister(h->w, &h->base);
     free(h->nv);
     free(h);
+}
+
+static void close_now(struct fg_client_conn *c)
+{
+    conn_free((struct h2conn *)c);
 }
 
 /* Sends what nghttp2 has queued; frees the connection when it is over.
@@ -173,11 +179,10 @@ static ssize_t data_read_cb(nghttp2_session *s, int32_t stream_id, uint8_t *buf,
 
 static int reject(struct fg_exchange *x, int status, const char *code, const char *msg)
 {
-    /* remembered on the exchange until the head is complete */
-    if (!x->status) {
-        x->status = status;
-        x->route = (const void *)code;  /* no route yet: reuse the slot */
-        x->upstream = (void *)msg;
+    if (!x->reject_status) {
+        x->reject_status = status;
+        x->reject_code = code;
+        x->reject_message = msg;
     }
     return 0;
 }
@@ -221,7 +226,6 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
     if (!x || frame->hd.type != NGHTTP2_HEADERS)
         return 0;
     trailer = x->state != FG_X_REQUEST_HEAD;
-    x->arena.used += 0;
     if (x->arena.used + namelen + valuelen > cc->max_header_bytes)
         return reject(x, 431, "headers_too_large", "request head exceeds max_header_bytes");
     if (namelen && name[0] == ':' && !trailer) {
@@ -285,13 +289,8 @@ static void start_request(struct h2conn *h, struct fg_exchange *x, int end_strea
         }
     }
     fg_exchange_set_request_id(x);
-    if (x->status) {
-        const char *code = (const char *)x->route, *msg = (const char *)x->upstream;
-        int status = x->status;
-        x->route = NULL;
-        x->upstream = NULL;
-        x->status = 0;
-        fg_exchange_reply_error(x, status, code, msg);
+    if (x->reject_status) {
+        fg_exchange_reply_error(x, x->reject_status, x->reject_code, x->reject_message);
         return;
     }
     if (!x->method || !x->path || x->path_len == 0 || x->path[0] != '/') {
@@ -303,8 +302,6 @@ static void start_request(struct h2conn *h, struct fg_exchange *x, int end_strea
         fg_exchange_reply_error(x, 413, "body_too_large", "request body exceeds max_body_bytes");
         return;
     }
-    if (x->req_content_length == 0 && x->req_has_body)
-        x->req_has_body = 1;            /* an empty DATA with END_STREAM follows */
     fg_proxy_start(x);
     if (end_stream)
         fg_proxy_request_end(x);
@@ -579,9 +576,9 @@ void fg_h2_start(struct fg_worker *w, struct bufferevent *bev, const struct fg_c
             event_free(h->idle_timer);
         free(h);
         bufferevent_free(bev);
-        fg_conn_closed(w);
         return;
     }
+    fg_conn_register(w, &h->base, close_now);
     h->w = w;
     h->bev = bev;
     h->client = *ci;

@@ -16,6 +16,7 @@
 
 #include "fg/conn.h"
 #include "fg/exchange.h"
+#include "fg/front.h"
 #include "fg/log.h"
 #include "fg/uconn.h"
 #include "fg/worker.h"
@@ -59,6 +60,7 @@ int fg_worker_init(struct fg_worker *w, unsigned id, const struct fg_config *cfg
     w->cfg = cfg;
     w->stop_fd = -1;
     TAILQ_INIT(&w->free_exchanges);
+    TAILQ_INIT(&w->conns);
     fg_rng_seed(&w->rng);
     w->base = event_base_new();
     if (!w->base) {
@@ -150,6 +152,9 @@ void fg_worker_free(struct fg_worker *w)
 
     for (unsigned i = 0; i < w->nlisteners; i++)
         evconnlistener_free(w->listeners[i].evl);
+    /* the loop has stopped: close what is still open, so nothing leaks */
+    while (!TAILQ_EMPTY(&w->conns))
+        TAILQ_FIRST(&w->conns)->close_now(TAILQ_FIRST(&w->conns));
     free(w->listeners);
     if (w->pools) {
         fg_uconn_pool_drain(w);

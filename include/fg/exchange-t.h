@@ -73,6 +73,11 @@ struct fg_exchange {
     unsigned req_body_done:1;           /* whole body received from the client */
     unsigned req_head_only:1;           /* HEAD: response has no body */
     unsigned req_expect_continue:1;
+    /* set while the head is read when it must be refused: answered with
+     * this error once the head is complete (HTTP/2, whose head arrives
+     * through many callbacks that cannot answer) */
+    int reject_status;
+    const char *reject_code, *reject_message;
     char request_id[129];
     uint32_t request_id_len;
 

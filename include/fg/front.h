@@ -13,8 +13,14 @@ struct fg_worker;
 void fg_h1_start(struct fg_worker *w, struct bufferevent *bev, const struct fg_client_info *ci);
 void fg_h2_start(struct fg_worker *w, struct bufferevent *bev, const struct fg_client_info *ci);
 
-/* Accepted connections count against the worker; fronts call this when a
- * connection they own is freed. */
-void fg_conn_closed(struct fg_worker *w);
+struct fg_client_conn;
+
+/* Every client connection is registered with its worker while it lives:
+ * <close_now> frees it at once (worker shutdown). A front registers the
+ * object it embeds <c> in when it takes a connection over, and unregisters
+ * it when it frees it. */
+void fg_conn_register(struct fg_worker *w, struct fg_client_conn *c,
+                      void (*close_now)(struct fg_client_conn *c));
+void fg_conn_unregister(struct fg_worker *w, struct fg_client_conn *c);
 
 #endif

@@ -19,6 +19,14 @@ struct evconnlistener;
 struct fg_uconn;
 
 TAILQ_HEAD(fg_uconn_list, fg_uconn);
+
+/* Every client connection a worker holds, whatever its protocol phase, so
+ * that stopping the worker can close each one and leak nothing. */
+struct fg_client_conn {
+    TAILQ_ENTRY(fg_client_conn) link;
+    void (*close_now)(struct fg_client_conn *c);
+};
+TAILQ_HEAD(fg_client_conn_list, fg_client_conn);
 TAILQ_HEAD(fg_exchange_list, fg_exchange);
 
 /* Idle keep-alive connections to one backend. */
@@ -51,7 +59,8 @@ struct fg_worker {
     struct fg_pool **pools;             /* [upstream index][backend index] */
     struct fg_lb_state *lb;             /* [upstream index] */
 
-    unsigned nconns;                    /* client connections open */
+    struct fg_client_conn_list conns;   /* client connections open */
+    unsigned nconns;
 };
 
 #endif
