@@ -223,7 +223,7 @@ static const struct field upstream_fields[] = {
     UINT(struct fg_upstream, header_timeout_ms, 1, TIMEOUT_MAX, 60000),
     UINT(struct fg_upstream, idle_timeout_ms, 1, TIMEOUT_MAX, 60000),
     UINT(struct fg_upstream, keepalive_timeout_ms, 1, TIMEOUT_MAX, 30000),
-    UINT(struct fg_upstream, keepalive, 0, 1024, 32),
+    UINT(struct fg_upstream, keepalive, 0, 65535, 1024),
     UINT(struct fg_upstream, max_response_header_bytes, HEADER_BYTES_MIN, HEADER_BYTES_MAX, 32768),
     {0},
 };

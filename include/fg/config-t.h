@@ -72,7 +72,7 @@ struct fg_upstream {
     unsigned header_timeout_ms;     /* response head after request sent; default 60000 -> 504 */
     unsigned idle_timeout_ms;       /* no progress mid-exchange; default 60000 */
     unsigned keepalive_timeout_ms;  /* pooled idle connection lifetime; default 30000 */
-    unsigned keepalive;             /* idle connections kept per backend per worker; default 32 */
+    unsigned keepalive;             /* idle connections kept per backend per worker; default 1024 */
     unsigned max_response_header_bytes; /* default 32768 -> 502 */
 };
 

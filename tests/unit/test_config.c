@@ -448,7 +448,7 @@ static void check_full(const struct fg_config *cfg)
     CHECK_UINT(e->header_timeout_ms, 60000);
     CHECK_UINT(e->idle_timeout_ms, 60000);
     CHECK_UINT(e->keepalive_timeout_ms, 30000);
-    CHECK_UINT(e->keepalive, 32);
+    CHECK_UINT(e->keepalive, 1024);
     CHECK_UINT(e->max_response_header_bytes, 32768);
     if (CHECK_UINT(e->nbackends, 1)) {
         /* "localhost" resolves through /etc/hosts to either loopback. */
@@ -519,7 +519,7 @@ static void test_defaults(void)
     CHECK_UINT(u->header_timeout_ms, 60000);
     CHECK_UINT(u->idle_timeout_ms, 60000);
     CHECK_UINT(u->keepalive_timeout_ms, 30000);
-    CHECK_UINT(u->keepalive, 32);
+    CHECK_UINT(u->keepalive, 1024);
     CHECK_UINT(u->max_response_header_bytes, 32768);
     CHECK_UINT(u->backends[0].weight, 1);
     CHECK(cfg->routes[0].upstream == u);
@@ -793,7 +793,7 @@ static void test_int_ranges(void)
         {"header_timeout_ms", 1, 86400000},
         {"idle_timeout_ms", 1, 86400000},
         {"keepalive_timeout_ms", 1, 86400000},
-        {"keepalive", 0, 1024},
+        {"keepalive", 0, 65535},
         {"max_response_header_bytes", 1024, 1048576},
     };
     for (size_t i = 0; i < sizeof client / sizeof *client; i++) {
