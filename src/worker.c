@@ -62,7 +62,17 @@ int fg_worker_init(struct fg_worker *w, unsigned id, const struct fg_config *cfg
     TAILQ_INIT(&w->free_exchanges);
     TAILQ_INIT(&w->conns);
     fg_rng_seed(&w->rng);
-    w->base = event_base_new();
+    {
+        /* one loop per thread, never touched by another thread: no locks;
+         * the epoll changelist folds an add and a delete of the same event
+         * within one loop turn into no syscall at all */
+        struct event_config *ec = event_config_new();
+        if (ec) {
+            event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK | EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+            w->base = event_base_new_with_config(ec);
+            event_config_free(ec);
+        }
+    }
     if (!w->base) {
         *err = errorf("worker: cannot create an event loop%s%s", "", "");
         return -1;
