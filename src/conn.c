@@ -1,7 +1,7 @@
 /* Accepted client connections until their protocol is known: the TLS
  * handshake and ALPN, or for cleartext the first bytes (the HTTP/2 client
  * preface, or anything else for HTTP/1.1). Then the connection is handed
- * to a front end, which takes over the bufferevent. */
+ * to a front end, which takes over the stream. */
 #include "config.h"
 
 #include <arpa/inet.h>
@@ -11,14 +11,13 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <openssl/ssl.h>
 
 #include "fg/conn.h"
 #include "fg/front.h"
+#include "fg/stream.h"
 #include "fg/log.h"
 #include "fg/worker.h"
 
@@ -29,7 +28,7 @@ static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 struct pending {
     struct fg_client_conn base;
     struct fg_worker *w;
-    struct bufferevent *bev;
+    struct fg_stream *bev;
     struct fg_client_info client;
 };
 
@@ -47,10 +46,10 @@ void fg_conn_unregister(struct fg_worker *w, struct fg_client_conn *c)
     w->nconns--;
 }
 
-static void drop(struct bufferevent *bev, struct pending *p)
+static void drop(struct fg_stream *bev, struct pending *p)
 {
     fg_conn_unregister(p->w, &p->base);
-    bufferevent_free(bev);
+    fg_stream_free(bev);
     free(p);
 }
 
@@ -61,14 +60,14 @@ static void pending_close_now(struct fg_client_conn *c)
     drop(p->bev, p);
 }
 
-static void hand_over(struct bufferevent *bev, struct pending *p, int h2)
+static void hand_over(struct fg_stream *bev, struct pending *p, int h2)
 {
     struct fg_worker *w = p->w;
     struct fg_client_info ci = p->client;
 
     fg_conn_unregister(w, &p->base);
     free(p);
-    bufferevent_set_timeouts(bev, NULL, NULL);
+    fg_stream_set_timeouts(bev, 0, 0);
     if (h2)
         fg_h2_start(w, bev, &ci);
     else
@@ -77,9 +76,9 @@ static void hand_over(struct bufferevent *bev, struct pending *p, int h2)
 
 /* Cleartext: compare what arrived with the preface; decide as soon as the
  * bytes differ (HTTP/1.1) or the whole preface is there (h2c). */
-static void sniff_read(struct bufferevent *bev, void *arg)
+static void sniff_read(struct fg_stream *bev, void *arg)
 {
-    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *in = fg_stream_input(bev);
     size_t n = evbuffer_get_length(in);
     size_t cmp = n < H2_PREFACE_LEN ? n : H2_PREFACE_LEN;
     const unsigned char *data;
@@ -96,17 +95,17 @@ static void sniff_read(struct bufferevent *bev, void *arg)
     /* else a prefix of the preface: wait for more */
 }
 
-static void sniff_event(struct bufferevent *bev, short what, void *arg)
+static void sniff_event(struct fg_stream *bev, short what, void *arg)
 {
     drop(bev, arg);
 }
 
-static void tls_event(struct bufferevent *bev, short what, void *arg)
+static void tls_event(struct fg_stream *bev, short what, void *arg)
 {
     struct pending *p = arg;
 
     if (what & BEV_EVENT_CONNECTED) {
-        SSL *ssl = bufferevent_openssl_get_ssl(bev);
+        SSL *ssl = fg_stream_ssl(bev);
         const unsigned char *alpn = NULL;
         unsigned alpn_len = 0;
 
@@ -132,8 +131,7 @@ void fg_conn_accept(struct evconnlistener *evl, evutil_socket_t fd, struct socka
     struct fg_worker_listener *l = arg;
     struct fg_worker *w = l->worker;
     unsigned ms = w->cfg->client.header_timeout_ms;
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-    struct bufferevent *bev;
+    struct fg_stream *bev;
     struct pending *p;
     int one = 1;
 
@@ -147,9 +145,7 @@ void fg_conn_accept(struct evconnlistener *evl, evutil_socket_t fd, struct socka
     client_addr(sa, p->client.addr, sizeof(p->client.addr));
     if (l->ssl_ctx) {
         SSL *ssl = SSL_new(l->ssl_ctx);
-        bev = ssl ? bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                   BEV_OPT_CLOSE_ON_FREE)
-                  : NULL;
+        bev = ssl ? fg_stream_new(w->base, fd, ssl) : NULL;
         if (!bev) {
             if (ssl)
                 SSL_free(ssl);
@@ -158,20 +154,19 @@ void fg_conn_accept(struct evconnlistener *evl, evutil_socket_t fd, struct socka
             return;
         }
         p->client.tls = 1;
-        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-        bufferevent_setcb(bev, NULL, NULL, tls_event, p);
+        fg_stream_setcb(bev, NULL, NULL, tls_event, p);
     } else {
-        bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        bev = fg_stream_new(w->base, fd, NULL);
         if (!bev) {
             evutil_closesocket(fd);
             free(p);
             return;
         }
-        bufferevent_setcb(bev, sniff_read, NULL, sniff_event, p);
+        fg_stream_setcb(bev, sniff_read, NULL, sniff_event, p);
     }
     p->bev = bev;
     fg_conn_register(w, &p->base, pending_close_now);
     /* the handshake or the first bytes must come within the header timeout */
-    bufferevent_set_timeouts(bev, ms ? &tv : NULL, ms ? &tv : NULL);
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    fg_stream_set_timeouts(bev, ms, ms);
+    fg_stream_enable(bev, EV_READ | EV_WRITE);
 }

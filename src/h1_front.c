@@ -15,7 +15,6 @@
 #include <strings.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <llhttp.h>
 
@@ -24,6 +23,7 @@
 #include "fg/headers.h"
 #include "fg/log.h"
 #include "fg/proxy.h"
+#include "fg/stream.h"
 #include "fg/worker.h"
 
 enum h1_state {
@@ -38,7 +38,7 @@ struct h1conn {
     struct fg_client_conn base;         /* first: the worker's registry */
     enum h1_state state;
     struct fg_worker *w;
-    struct bufferevent *bev;
+    struct fg_stream *bev;
     struct event *timer;            /* idle and request-head deadlines */
     llhttp_t parser;
     struct fg_client_info client;
@@ -82,11 +82,7 @@ static void arm_timer(struct h1conn *h, unsigned ms)
 
 static void set_read_timeout(struct h1conn *h, unsigned ms)
 {
-    const struct fg_client_cfg *cc = &h->w->cfg->client;
-    struct timeval r = { ms / 1000, (ms % 1000) * 1000 };
-    struct timeval wr = { cc->send_timeout_ms / 1000, (cc->send_timeout_ms % 1000) * 1000 };
-
-    bufferevent_set_timeouts(h->bev, ms ? &r : NULL, cc->send_timeout_ms ? &wr : NULL);
+    fg_stream_set_timeouts(h->bev, ms, h->w->cfg->client.send_timeout_ms);
 }
 
 static void conn_free(struct h1conn *h)
@@ -95,7 +91,7 @@ static void conn_free(struct h1conn *h)
         fg_proxy_abort(&h->x);
     fg_exchange_destroy(&h->x);
     event_free(h->timer);
-    bufferevent_free(h->bev);
+    fg_stream_free(h->bev);
     fg_conn_unregister(h->w, &h->base);
     free(h);
 }
@@ -111,10 +107,10 @@ static void conn_close_soon(struct h1conn *h)
 {
     h->state = H1_CLOSING;
     evtimer_del(h->timer);
-    bufferevent_disable(h->bev, EV_READ);
-    bufferevent_setwatermark(h->bev, EV_WRITE, 0, 0);
-    bufferevent_enable(h->bev, EV_WRITE);
-    bufferevent_trigger(h->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
+    fg_stream_disable(h->bev, EV_READ);
+    fg_stream_set_write_low(h->bev, 0);
+    fg_stream_enable(h->bev, EV_WRITE);
+    fg_stream_trigger(h->bev, EV_WRITE);
 }
 
 static void begin_idle(struct h1conn *h)
@@ -331,7 +327,7 @@ static int on_headers_complete(llhttp_t *p)
     h->state = H1_BODY;
     fg_proxy_start(x);
     if (x->req_expect_continue && x->state == FG_X_UPSTREAM && x->req_has_body)
-        bufferevent_write(h->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        evbuffer_add(fg_stream_output(h->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
     if (x->req_has_body)
         set_read_timeout(h, cc->idle_timeout_ms);
     return 0;
@@ -400,7 +396,7 @@ static void parse_error(struct h1conn *h, llhttp_errno_t err)
 /* Feeds buffered input to the parser while the connection may parse. */
 static void process(struct h1conn *h)
 {
-    struct evbuffer *in = bufferevent_get_input(h->bev);
+    struct evbuffer *in = fg_stream_input(h->bev);
     size_t n;
 
     while ((h->state == H1_IDLE || h->state == H1_HEAD || h->state == H1_BODY) &&
@@ -426,7 +422,7 @@ static void process(struct h1conn *h)
         return;
     }
     if (h->paused_body)
-        bufferevent_disable(h->bev, EV_READ);
+        fg_stream_disable(h->bev, EV_READ);
     if (h->client_eof && (h->state == H1_IDLE || h->state == H1_HEAD || h->state == H1_BODY)) {
         if (h->state == H1_IDLE && evbuffer_get_length(in) == 0) {
             conn_close_soon(h);
@@ -447,9 +443,9 @@ static void finish_exchange(struct h1conn *h)
     }
     begin_idle(h);
     /* pipelined bytes may already be waiting: parse them from the loop */
-    bufferevent_enable(h->bev, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_input(h->bev)))
-        bufferevent_trigger(h->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS | BEV_TRIG_IGNORE_WATERMARKS);
+    fg_stream_enable(h->bev, EV_READ);
+    if (evbuffer_get_length(fg_stream_input(h->bev)))
+        fg_stream_trigger(h->bev, EV_READ);
 }
 
 /* ---- response (fg_front_ops) ---------------------------------------------- */
@@ -464,7 +460,7 @@ static size_t put(char *p, const char *s, size_t n)
 static void h1_send_head(struct fg_exchange *x)
 {
     struct h1conn *h = conn_of(x);
-    struct evbuffer *out = bufferevent_get_output(h->bev);
+    struct evbuffer *out = fg_stream_output(h->bev);
     struct evbuffer_iovec iov;
     const char *reason = fg_http_reason(x->status);
     size_t size, n = 0, rlen = strlen(reason);
@@ -523,7 +519,7 @@ static void h1_send_head(struct fg_exchange *x)
 static size_t h1_send_body(struct fg_exchange *x, const char *data, size_t len)
 {
     struct h1conn *h = conn_of(x);
-    struct evbuffer *out = bufferevent_get_output(h->bev);
+    struct evbuffer *out = fg_stream_output(h->bev);
 
     if (h->state == H1_CLOSING || len == 0 || x->resp_no_body)
         return evbuffer_get_length(out);
@@ -542,7 +538,7 @@ static size_t h1_send_body(struct fg_exchange *x, const char *data, size_t len)
 static void h1_send_end(struct fg_exchange *x)
 {
     struct h1conn *h = conn_of(x);
-    struct evbuffer *out = bufferevent_get_output(h->bev);
+    struct evbuffer *out = fg_stream_output(h->bev);
 
     if (h->resp_chunked && h->state != H1_CLOSING) {
         evbuffer_add(out, "0\r\n", 3);
@@ -580,7 +576,7 @@ static void h1_abort(struct fg_exchange *x)
      * without the final chunk, discarding what is queued */
     h->keepalive = 0;
     h->resp_done = 1;
-    evbuffer_drain(bufferevent_get_output(h->bev), evbuffer_get_length(bufferevent_get_output(h->bev)));
+    evbuffer_drain(fg_stream_output(h->bev), evbuffer_get_length(fg_stream_output(h->bev)));
     conn_close_soon(h);
 }
 
@@ -591,8 +587,8 @@ static void h1_resume_request(struct fg_exchange *x)
     if (!h->paused_body || h->state == H1_CLOSING)
         return;
     h->paused_body = 0;
-    bufferevent_enable(h->bev, EV_READ);
-    bufferevent_trigger(h->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS | BEV_TRIG_IGNORE_WATERMARKS);
+    fg_stream_enable(h->bev, EV_READ);
+    fg_stream_trigger(h->bev, EV_READ);
 }
 
 static const struct fg_front_ops h1_ops = {
@@ -605,17 +601,17 @@ static const struct fg_front_ops h1_ops = {
 
 /* ---- events --------------------------------------------------------------- */
 
-static void on_read(struct bufferevent *bev, void *arg)
+static void on_read(struct fg_stream *bev, void *arg)
 {
     process(arg);
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
+static void on_write(struct fg_stream *bev, void *arg)
 {
     struct h1conn *h = arg;
 
     if (h->state == H1_CLOSING) {
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        if (evbuffer_get_length(fg_stream_output(bev)) == 0)
             conn_free(h);
         return;
     }
@@ -623,7 +619,7 @@ static void on_write(struct bufferevent *bev, void *arg)
         fg_proxy_resume(&h->x);
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+static void on_event(struct fg_stream *bev, short what, void *arg)
 {
     struct h1conn *h = arg;
 
@@ -673,7 +669,7 @@ static void init_settings(void)
         request_settings.on_message_complete = on_message_complete;
 }
 
-void fg_h1_start(struct fg_worker *w, struct bufferevent *bev, const struct fg_client_info *ci)
+void fg_h1_start(struct fg_worker *w, struct fg_stream *bev, const struct fg_client_info *ci)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     struct h1conn *h;
@@ -682,7 +678,7 @@ void fg_h1_start(struct fg_worker *w, struct bufferevent *bev, const struct fg_c
     h = calloc(1, sizeof(*h));
     if (!h || !(h->timer = evtimer_new(w->base, on_timer, h))) {
         free(h);
-        bufferevent_free(bev);
+        fg_stream_free(bev);
         return;
     }
     fg_conn_register(w, &h->base, close_now);
@@ -692,12 +688,12 @@ void fg_h1_start(struct fg_worker *w, struct bufferevent *bev, const struct fg_c
     fg_exchange_init(&h->x, w);
     llhttp_init(&h->parser, HTTP_REQUEST, &request_settings);
     h->parser.data = h;
-    bufferevent_setcb(bev, on_read, on_write, on_event, h);
+    fg_stream_setcb(bev, on_read, on_write, on_event, h);
     /* bound what a client can queue in the input while a response runs */
-    bufferevent_setwatermark(bev, EV_READ, 0, w->cfg->client.max_header_bytes + 16384);
-    bufferevent_setwatermark(bev, EV_WRITE, FG_LOW_WATERMARK, 0);
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    fg_stream_set_read_high(bev, w->cfg->client.max_header_bytes + 16384);
+    fg_stream_set_write_low(bev, FG_LOW_WATERMARK);
+    fg_stream_enable(bev, EV_READ | EV_WRITE);
     begin_idle(h);
-    if (evbuffer_get_length(bufferevent_get_input(bev)))
+    if (evbuffer_get_length(fg_stream_input(bev)))
         process(h);
 }

@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <nghttp2/nghttp2.h>
 
@@ -24,6 +23,7 @@
 #include "fg/headers.h"
 #include "fg/log.h"
 #include "fg/proxy.h"
+#include "fg/stream.h"
 #include "fg/worker.h"
 
 /* Stream and connection receive windows we advertise. */
@@ -33,7 +33,7 @@
 struct h2conn {
     struct fg_client_conn base;         /* first: the worker's registry */
     struct fg_worker *w;
-    struct bufferevent *bev;
+    struct fg_stream *bev;
     nghttp2_session *session;
     struct event *idle_timer;
     struct fg_client_info client;
@@ -61,7 +61,7 @@ static void schedule_flush(struct h2conn *h)
     if (h->flush_scheduled || h->closing)
         return;
     h->flush_scheduled = 1;
-    bufferevent_trigger(h->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS | BEV_TRIG_IGNORE_WATERMARKS);
+    fg_stream_trigger(h->bev, EV_WRITE);
 }
 
 static void update_idle_timer(struct h2conn *h)
@@ -91,7 +91,7 @@ static void conn_free(struct h2conn *h)
         stream_release(h, TAILQ_FIRST(&h->streams));
     nghttp2_session_del(h->session);
     event_free(h->idle_timer);
-    bufferevent_free(h->bev);
+    fg_stream_free(h->bev);
     fg_conn_unregister(h->w, &h->base);
     free(h->nv);
     free(h);
@@ -106,7 +106,7 @@ static void close_now(struct fg_client_conn *c)
  * Only called from top-level event callbacks. Returns 0 if still open. */
 static int flush(struct h2conn *h)
 {
-    struct evbuffer *out = bufferevent_get_output(h->bev);
+    struct evbuffer *out = fg_stream_output(h->bev);
 
     h->flush_scheduled = 0;
     if (nghttp2_session_send(h->session) != 0) {
@@ -126,7 +126,7 @@ static int flush(struct h2conn *h)
 static ssize_t send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *ud)
 {
     struct h2conn *h = ud;
-    struct evbuffer *out = bufferevent_get_output(h->bev);
+    struct evbuffer *out = fg_stream_output(h->bev);
 
     if (evbuffer_get_length(out) >= FG_HIGH_WATERMARK)
         return NGHTTP2_ERR_WOULDBLOCK;
@@ -142,7 +142,7 @@ static int send_data_cb(nghttp2_session *s, nghttp2_frame *frame, const uint8_t 
 {
     struct h2conn *h = ud;
     struct fg_exchange *x = source->ptr;
-    struct evbuffer *out = bufferevent_get_output(h->bev);
+    struct evbuffer *out = fg_stream_output(h->bev);
 
     if (evbuffer_get_length(out) >= FG_HIGH_WATERMARK)
         return NGHTTP2_ERR_WOULDBLOCK;
@@ -505,10 +505,10 @@ static const struct fg_front_ops h2_ops = {
 
 /* ---- events -------------------------------------------------------------- */
 
-static void on_read(struct bufferevent *bev, void *arg)
+static void on_read(struct fg_stream *bev, void *arg)
 {
     struct h2conn *h = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *in = fg_stream_input(bev);
     size_t n;
 
     while ((n = evbuffer_get_contiguous_space(in)) > 0) {
@@ -524,12 +524,12 @@ static void on_read(struct bufferevent *bev, void *arg)
     flush(h);
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
+static void on_write(struct fg_stream *bev, void *arg)
 {
     flush(arg);
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+static void on_event(struct fg_stream *bev, short what, void *arg)
 {
     conn_free(arg);                     /* EOF, error or send timeout */
 }
@@ -556,7 +556,7 @@ static void init_callbacks(void)
     nghttp2_option_set_no_auto_window_update(options, 1);
 }
 
-void fg_h2_start(struct fg_worker *w, struct bufferevent *bev, const struct fg_client_info *ci)
+void fg_h2_start(struct fg_worker *w, struct fg_stream *bev, const struct fg_client_info *ci)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     const struct fg_client_cfg *cc = &w->cfg->client;
@@ -566,7 +566,6 @@ void fg_h2_start(struct fg_worker *w, struct bufferevent *bev, const struct fg_c
         { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW },
         { NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, cc->max_header_bytes },
     };
-    struct timeval send_tv = { cc->send_timeout_ms / 1000, (cc->send_timeout_ms % 1000) * 1000 };
 
     pthread_once(&once, init_callbacks);
     h = calloc(1, sizeof(*h));
@@ -575,7 +574,7 @@ void fg_h2_start(struct fg_worker *w, struct bufferevent *bev, const struct fg_c
         if (h && h->idle_timer)
             event_free(h->idle_timer);
         free(h);
-        bufferevent_free(bev);
+        fg_stream_free(bev);
         return;
     }
     fg_conn_register(w, &h->base, close_now);
@@ -586,12 +585,12 @@ void fg_h2_start(struct fg_worker *w, struct bufferevent *bev, const struct fg_c
     TAILQ_INIT(&h->streams);
     nghttp2_submit_settings(h->session, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
     nghttp2_session_set_local_window_size(h->session, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW);
-    bufferevent_setcb(bev, on_read, on_write, on_event, h);
-    bufferevent_setwatermark(bev, EV_WRITE, FG_LOW_WATERMARK, 0);
-    bufferevent_set_timeouts(bev, NULL, cc->send_timeout_ms ? &send_tv : NULL);
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    fg_stream_setcb(bev, on_read, on_write, on_event, h);
+    fg_stream_set_write_low(bev, FG_LOW_WATERMARK);
+    fg_stream_set_timeouts(bev, 0, cc->send_timeout_ms);
+    fg_stream_enable(bev, EV_READ | EV_WRITE);
     update_idle_timer(h);
-    if (evbuffer_get_length(bufferevent_get_input(bev)))
+    if (evbuffer_get_length(fg_stream_input(bev)))
         on_read(bev, h);
     else
         flush(h);

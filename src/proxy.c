@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "fg/balancer.h"
@@ -24,6 +23,7 @@
 #include "fg/log.h"
 #include "fg/proxy.h"
 #include "fg/route.h"
+#include "fg/stream.h"
 #include "fg/uconn.h"
 #include "fg/worker.h"
 
@@ -48,7 +48,7 @@ static size_t put(char *p, const char *s, size_t n)
  * connection's output buffer: sized first, written once, no temporary. */
 static int write_head(struct fg_exchange *x, struct fg_uconn *c)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = fg_stream_output(c->bev);
     const struct fg_client_info *ci = x->client;
     const char *host = x->authority ? x->authority : c->backend->addr.text;
     size_t host_len = x->authority ? x->authority_len : strlen(c->backend->addr.text);
@@ -181,7 +181,7 @@ static int bind_backend(struct fg_exchange *x, struct evbuffer *pending, int req
     x->backend = b;
     x->uconn = c;
     if (pending) {
-        evbuffer_add_buffer(bufferevent_get_output(c->bev), pending);
+        evbuffer_add_buffer(fg_stream_output(c->bev), pending);
         c->req_sent = req_sent;
         c->chunked_req = chunked_req;
     } else {
@@ -195,7 +195,7 @@ static int bind_backend(struct fg_exchange *x, struct evbuffer *pending, int req
         c->parser.method = HTTP_HEAD;
     apply_phase_timeouts(x, c);
     if (c->state == FG_UC_ACTIVE)
-        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+        fg_stream_enable(c->bev, EV_READ | EV_WRITE);
     return 0;
 }
 
@@ -226,7 +226,7 @@ static void retry_or_fail(struct fg_exchange *x, int status, const char *code,
     }
     x->attempts++;
     fg_log_warn("backend %s: %s; retrying on another backend", x->backend->addr.text, message);
-    evbuffer_add_buffer(pending, bufferevent_get_output(c->bev));
+    evbuffer_add_buffer(pending, fg_stream_output(c->bev));
     x->failed_backend = x->backend;
     fg_proxy_detach(x, 0);
     if (bind_backend(x, pending, req_sent, chunked_req, 1) < 0) {
@@ -273,7 +273,7 @@ int fg_proxy_request_body(struct fg_exchange *x, const char *data, size_t len)
 
     if (!c || len == 0)
         return 0;
-    out = bufferevent_get_output(c->bev);
+    out = fg_stream_output(c->bev);
     if (c->chunked_req) {
         char size[24];
         int n = snprintf(size, sizeof(size), "%zx\r\n", len);
@@ -297,7 +297,7 @@ void fg_proxy_request_end(struct fg_exchange *x)
 
     if (!c || c->req_sent)
         return;
-    out = bufferevent_get_output(c->bev);
+    out = fg_stream_output(c->bev);
     if (c->chunked_req) {
         evbuffer_add(out, "0\r\n", 3);
         for (unsigned i = 0; i < x->req_trailers.n; i++) {
@@ -455,7 +455,7 @@ static void bad_response(struct fg_exchange *x, const char *why)
 void fg_proxy_on_backend_read(struct fg_uconn *c)
 {
     struct fg_exchange *x = c->x;
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = fg_stream_input(c->bev);
     size_t n;
 
     while ((n = evbuffer_get_contiguous_space(in)) > 0) {
@@ -479,7 +479,7 @@ void fg_proxy_on_backend_read(struct fg_uconn *c)
         return;
     }
     if (x->resp_paused)
-        bufferevent_disable(c->bev, EV_READ);
+        fg_stream_disable(c->bev, EV_READ);
 }
 
 void fg_proxy_on_backend_write(struct fg_uconn *c)
@@ -563,11 +563,11 @@ void fg_proxy_resume(struct fg_exchange *x)
     x->resp_paused = 0;
     if (!c)
         return;
-    bufferevent_enable(c->bev, EV_READ);
+    fg_stream_enable(c->bev, EV_READ);
     /* bytes already read stay in the input buffer and would not wake the
      * read callback again: run it, deferred, from the loop */
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)))
-        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS | BEV_TRIG_IGNORE_WATERMARKS);
+    if (evbuffer_get_length(fg_stream_input(c->bev)))
+        fg_stream_trigger(c->bev, EV_READ);
 }
 
 void fg_proxy_abort(struct fg_exchange *x)

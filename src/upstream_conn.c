@@ -9,11 +9,11 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "fg/log.h"
 #include "fg/proxy.h"
+#include "fg/stream.h"
 #include "fg/uconn.h"
 #include "fg/worker.h"
 
@@ -35,13 +35,10 @@ static void set_state(struct fg_uconn *c, enum fg_uconn_state to)
 
 void fg_uconn_set_timeouts(struct fg_uconn *c, unsigned read_ms, unsigned write_ms)
 {
-    struct timeval r = { read_ms / 1000, (read_ms % 1000) * 1000 };
-    struct timeval w = { write_ms / 1000, (write_ms % 1000) * 1000 };
-
-    bufferevent_set_timeouts(c->bev, read_ms ? &r : NULL, write_ms ? &w : NULL);
+    fg_stream_set_timeouts(c->bev, read_ms, write_ms);
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+static void on_read(struct fg_stream *bev, void *arg)
 {
     struct fg_uconn *c = arg;
 
@@ -54,7 +51,7 @@ static void on_read(struct bufferevent *bev, void *arg)
     fg_proxy_on_backend_read(c);
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
+static void on_write(struct fg_stream *bev, void *arg)
 {
     struct fg_uconn *c = arg;
 
@@ -62,7 +59,7 @@ static void on_write(struct bufferevent *bev, void *arg)
         fg_proxy_on_backend_write(c);
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+static void on_event(struct fg_stream *bev, short what, void *arg)
 {
     struct fg_uconn *c = arg;
 
@@ -71,11 +68,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         fg_uconn_close(c);
         return;
     }
-    if ((what & BEV_EVENT_CONNECTED) && c->state == FG_UC_CONNECTING) {
-        int one = 1;
+    if ((what & BEV_EVENT_CONNECTED) && c->state == FG_UC_CONNECTING)
         set_state(c, FG_UC_ACTIVE);
-        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    }
     fg_proxy_on_backend_event(c, what);
 }
 
@@ -87,27 +81,20 @@ static struct fg_uconn *uconn_connect(struct fg_worker *w, struct fg_backend *b)
         return NULL;
     c->worker = w;
     c->backend = b;
-    c->bev = bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    c->bev = fg_stream_connect(w->base, (struct sockaddr *)&b->addr.ss, b->addr.len);
     if (!c->bev) {
+        int e = errno;
         free(c);
+        errno = e;
         return NULL;
     }
     c->state = FG_UC_CONNECTING;
-    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, FG_HIGH_WATERMARK);
-    bufferevent_setwatermark(c->bev, EV_WRITE, FG_LOW_WATERMARK, 0);
-    /* the write timeout bounds the connect (libevent times a pending
-     * connect with it) */
+    fg_stream_setcb(c->bev, on_read, on_write, on_event, c);
+    fg_stream_set_read_high(c->bev, FG_HIGH_WATERMARK);
+    fg_stream_set_write_low(c->bev, FG_LOW_WATERMARK);
+    /* the write timeout bounds the connect */
     fg_uconn_set_timeouts(c, 0, b->upstream->connect_timeout_ms);
-    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&b->addr.ss,
-                                   (int)b->addr.len) < 0) {
-        int e = errno;
-        bufferevent_free(c->bev);
-        free(c);
-        errno = e ? e : ECONNREFUSED;
-        return NULL;
-    }
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    fg_stream_enable(c->bev, EV_READ | EV_WRITE);
     return c;
 }
 
@@ -138,8 +125,8 @@ void fg_uconn_release(struct fg_uconn *c, int reusable)
 
     c->x = NULL;
     if (!reusable || c->state != FG_UC_ACTIVE || pool->nidle >= u->keepalive ||
-        evbuffer_get_length(bufferevent_get_output(c->bev)) ||
-        evbuffer_get_length(bufferevent_get_input(c->bev))) {
+        evbuffer_get_length(fg_stream_output(c->bev)) ||
+        evbuffer_get_length(fg_stream_input(c->bev))) {
         fg_uconn_close(c);
         return;
     }
@@ -149,7 +136,7 @@ void fg_uconn_release(struct fg_uconn *c, int reusable)
     c->hname = c->hvalue = NULL;
     c->hname_len = c->hvalue_len = c->head_bytes = 0;
     fg_uconn_set_timeouts(c, u->keepalive_timeout_ms, 0);
-    bufferevent_enable(c->bev, EV_READ);
+    fg_stream_enable(c->bev, EV_READ);
     /* most recently used first: it is the least likely to have been closed
      * by the backend's own keep-alive timer */
     TAILQ_INSERT_HEAD(&pool->idle, c, link);
@@ -164,7 +151,7 @@ void fg_uconn_close(struct fg_uconn *c)
         pool->nidle--;
     }
     c->state = FG_UC_CLOSED;
-    bufferevent_free(c->bev);
+    fg_stream_free(c->bev);
     free(c);
 }
 

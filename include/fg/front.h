@@ -1,5 +1,5 @@
 /* Starting the protocol of an accepted client connection. conn.c decides
- * which one (TLS ALPN or the HTTP/2 preface) and hands the bufferevent over;
+ * which one (TLS ALPN or the HTTP/2 preface) and hands the stream over;
  * from then on the front owns it and frees it when the connection ends. Bytes
  * already read (the sniffed preface) stay in its input buffer. */
 #ifndef FG_FRONT_H
@@ -7,11 +7,11 @@
 
 #include "fg/exchange-t.h"
 
-struct bufferevent;
+struct fg_stream;
 struct fg_worker;
 
-void fg_h1_start(struct fg_worker *w, struct bufferevent *bev, const struct fg_client_info *ci);
-void fg_h2_start(struct fg_worker *w, struct bufferevent *bev, const struct fg_client_info *ci);
+void fg_h1_start(struct fg_worker *w, struct fg_stream *bev, const struct fg_client_info *ci);
+void fg_h2_start(struct fg_worker *w, struct fg_stream *bev, const struct fg_client_info *ci);
 
 struct fg_client_conn;
 

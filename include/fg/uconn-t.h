@@ -8,7 +8,7 @@
 #include <sys/queue.h>
 #include <llhttp.h>
 
-struct bufferevent;
+struct fg_stream;
 struct fg_worker;
 struct fg_backend;
 struct fg_exchange;
@@ -24,7 +24,7 @@ struct fg_uconn {
     enum fg_uconn_state state;
     struct fg_worker *worker;
     struct fg_backend *backend;
-    struct bufferevent *bev;
+    struct fg_stream *bev;
     struct fg_exchange *x;
     TAILQ_ENTRY(fg_uconn) link;         /* pool idle list */
 

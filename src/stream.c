@@ -1,0 +1,653 @@
+/* Buffered sockets with speculative writes; see include/fg/stream.h. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event_struct.h>
+#include <openssl/err.h>
+
+#include "fg/stream.h"
+
+/* One read takes at most this much; one TLS write at most one record. */
+#define READ_MAX (64 * 1024)
+#define TLS_RECORD 16384
+
+/* work left for the deferred handler */
+#define DO_EVENT    0x01        /* report s->pending_event */
+#define DO_READ_IO  0x02        /* read from the socket (TLS data may be buffered) */
+#define DO_FLUSH    0x04        /* write the output */
+#define DO_READ_CB  0x08        /* fg_stream_trigger(EV_READ) */
+#define DO_WRITE_CB 0x10        /* fg_stream_trigger(EV_WRITE) */
+
+struct fg_stream {
+    struct event_base *base;
+    evutil_socket_t fd;
+    SSL *ssl;
+    struct evbuffer *in, *out;
+    struct event rev, wev, defer;
+
+    fg_stream_data_cb readcb, writecb;
+    fg_stream_event_cb eventcb;
+    void *arg;
+
+    struct timeval rtv, wtv;
+    unsigned read_ms, write_ms;
+    size_t read_high, write_low;
+
+    short enabled;              /* EV_READ | EV_WRITE wanted by the owner */
+    short pending_event;        /* for DO_EVENT */
+    unsigned todo;              /* DO_* */
+    int depth;                  /* callbacks of ours on the stack */
+    unsigned rev_added:1, wev_added:1, defer_active:1;
+    unsigned connecting:1, handshaking:1, hs_wants_write:1;
+    unsigned eof:1, failed:1, dead:1;
+};
+
+static void really_free(struct fg_stream *s)
+{
+    event_del(&s->rev);
+    event_del(&s->wev);
+    event_del(&s->defer);
+    if (s->ssl) {
+        if (!s->failed && !s->handshaking)
+            SSL_shutdown(s->ssl);           /* best effort close_notify */
+        SSL_free(s->ssl);
+        ERR_clear_error();
+    }
+    if (s->fd >= 0)
+        close(s->fd);
+    evbuffer_free(s->in);
+    evbuffer_free(s->out);
+    free(s);
+}
+
+/* Callbacks run between enter() and leave(); leave() returns 1 when the
+ * stream was freed meanwhile, and the caller must return at once. */
+static inline void enter(struct fg_stream *s) { s->depth++; }
+
+static inline int leave(struct fg_stream *s)
+{
+    if (--s->depth == 0 && s->dead) {
+        really_free(s);
+        return 1;
+    }
+    return s->dead;
+}
+
+static void schedule(struct fg_stream *s, unsigned what)
+{
+    s->todo |= what;
+    if (!s->defer_active) {
+        s->defer_active = 1;
+        event_active(&s->defer, EV_WRITE, 1);
+    }
+}
+
+static void report(struct fg_stream *s, short what)
+{
+    if (s->eventcb) {
+        enter(s);
+        s->eventcb(s, what, s->arg);
+        leave(s);
+    }
+}
+
+/* Arms or disarms the read event to match what is wanted now. */
+static void update_read(struct fg_stream *s)
+{
+    int want;
+
+    if (s->dead || s->fd < 0)
+        return;
+    if (s->handshaking)
+        want = !s->hs_wants_write;
+    else
+        want = (s->enabled & EV_READ) && !s->connecting && !s->eof && !s->failed &&
+               (!s->read_high || evbuffer_get_length(s->in) < s->read_high);
+    if (want && !s->rev_added) {
+        event_add(&s->rev, s->read_ms ? &s->rtv : NULL);
+        s->rev_added = 1;
+    } else if (!want && s->rev_added) {
+        event_del(&s->rev);
+        s->rev_added = 0;
+    }
+}
+
+static void arm_write(struct fg_stream *s)
+{
+    /* re-adding restarts the timeout: progress was made */
+    event_add(&s->wev, s->write_ms ? &s->wtv : NULL);
+    s->wev_added = 1;
+}
+
+static void disarm_write(struct fg_stream *s)
+{
+    if (s->wev_added) {
+        event_del(&s->wev);
+        s->wev_added = 0;
+    }
+}
+
+/* ---- handshake (server-side TLS) --------------------------------------- */
+
+static void do_handshake(struct fg_stream *s)
+{
+    int r = SSL_do_handshake(s->ssl);
+
+    if (r == 1) {
+        s->handshaking = 0;
+        s->hs_wants_write = 0;
+        disarm_write(s);
+        update_read(s);
+        /* the client's first request may already sit decrypted in SSL */
+        schedule(s, DO_READ_IO);
+        report(s, BEV_EVENT_CONNECTED);
+        return;
+    }
+    switch (SSL_get_error(s->ssl, r)) {
+    case SSL_ERROR_WANT_READ:
+        s->hs_wants_write = 0;
+        disarm_write(s);
+        update_read(s);
+        break;
+    case SSL_ERROR_WANT_WRITE:
+        s->hs_wants_write = 1;
+        update_read(s);
+        arm_write(s);
+        break;
+    default:
+        s->failed = 1;
+        ERR_clear_error();
+        update_read(s);
+        disarm_write(s);
+        report(s, BEV_EVENT_ERROR);
+    }
+}
+
+/* ---- reading -------------------------------------------------------------- */
+
+/* Reads what the socket has (one read; for TLS, until SSL wants more).
+ * Returns bytes read, 0 at EOF, -1 on error, -2 when nothing was there. */
+static ssize_t read_some(struct fg_stream *s)
+{
+    struct evbuffer_iovec vec[2];
+    size_t want = READ_MAX;
+    ssize_t total = 0;
+    int n;
+
+    if (s->read_high) {
+        size_t have = evbuffer_get_length(s->in);
+        want = have < s->read_high ? s->read_high - have : 0;
+        if (want > READ_MAX)
+            want = READ_MAX;
+        if (want == 0)
+            return -2;
+    }
+    n = evbuffer_reserve_space(s->in, (ev_ssize_t)want, vec, 2);
+    if (n <= 0)
+        return -1;
+    if (!s->ssl) {
+        ssize_t r = readv(s->fd, (struct iovec *)vec, n);
+        if (r <= 0) {
+            evbuffer_commit_space(s->in, vec, 0);
+            if (r == 0)
+                return 0;
+            return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -2 : -1;
+        }
+        total = r;
+    } else {
+        for (int i = 0; i < n; i++) {
+            size_t got = 0;
+            while (got < vec[i].iov_len) {
+                int r = SSL_read(s->ssl, (char *)vec[i].iov_base + got,
+                                 (int)(vec[i].iov_len - got));
+                if (r > 0) {
+                    got += (size_t)r;
+                    continue;
+                }
+                switch (SSL_get_error(s->ssl, r)) {
+                case SSL_ERROR_WANT_READ:
+                case SSL_ERROR_WANT_WRITE:
+                    break;
+                case SSL_ERROR_ZERO_RETURN:
+                    if (total + (ssize_t)got == 0) {
+                        evbuffer_commit_space(s->in, vec, 0);
+                        return 0;
+                    }
+                    break;
+                case SSL_ERROR_SYSCALL:
+                    ERR_clear_error();
+                    if (total + (ssize_t)got == 0) {
+                        evbuffer_commit_space(s->in, vec, 0);
+                        return r == 0 ? 0 : -1;     /* dirty EOF counts as EOF */
+                    }
+                    break;
+                default:
+                    ERR_clear_error();
+                    if (total + (ssize_t)got == 0) {
+                        evbuffer_commit_space(s->in, vec, 0);
+                        return -1;
+                    }
+                }
+                break;
+            }
+            vec[i].iov_len = got;
+            total += (ssize_t)got;
+            if (got < (size_t)vec[i].iov_len || got == 0)
+                break;
+        }
+        if (total == 0) {
+            evbuffer_commit_space(s->in, vec, 0);
+            return -2;
+        }
+        /* commit exactly what was filled */
+        {
+            size_t left = (size_t)total;
+            for (int i = 0; i < n; i++) {
+                if (vec[i].iov_len > left)
+                    vec[i].iov_len = left;
+                left -= vec[i].iov_len;
+            }
+        }
+        evbuffer_commit_space(s->in, vec, n);
+        return total;
+    }
+    /* plain: hand back the part of the reservation not filled */
+    {
+        size_t left = (size_t)total;
+        for (int i = 0; i < n; i++) {
+            if (vec[i].iov_len > left)
+                vec[i].iov_len = left;
+            left -= vec[i].iov_len;
+        }
+    }
+    evbuffer_commit_space(s->in, vec, n);
+    return total;
+}
+
+static void do_read(struct fg_stream *s)
+{
+    ssize_t r;
+
+    if (!(s->enabled & EV_READ) || s->eof || s->failed || s->connecting || s->handshaking)
+        return;
+    r = read_some(s);
+    if (r == -2) {
+        update_read(s);
+        return;
+    }
+    if (r == 0 || r == -1) {
+        if (r == 0)
+            s->eof = 1;
+        else
+            s->failed = 1;
+        update_read(s);
+        report(s, (short)(BEV_EVENT_READING | (r == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR)));
+        return;
+    }
+    if (s->read_ms && s->rev_added)
+        event_add(&s->rev, &s->rtv);    /* data came: restart the clock */
+    if (s->readcb) {
+        enter(s);
+        s->readcb(s, s->arg);
+        if (leave(s))
+            return;
+    }
+    update_read(s);
+    if (s->ssl && SSL_pending(s->ssl) > 0 && s->rev_added)
+        schedule(s, DO_READ_IO);        /* decrypted bytes epoll cannot see */
+}
+
+/* ---- writing ---------------------------------------------------------------- */
+
+static void do_write(struct fg_stream *s)
+{
+    size_t len = evbuffer_get_length(s->out);
+    int progressed = 0;
+
+    if (s->connecting || s->handshaking || s->failed || s->fd < 0 || !(s->enabled & EV_WRITE))
+        return;
+    while (len) {
+        ssize_t r;
+
+        if (!s->ssl) {
+            r = evbuffer_write_atmost(s->out, s->fd, -1);
+            if (r < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                    break;
+                s->failed = 1;
+                disarm_write(s);
+                update_read(s);
+                report(s, BEV_EVENT_WRITING | BEV_EVENT_ERROR);
+                return;
+            }
+        } else {
+            size_t chunk = len < TLS_RECORD ? len : TLS_RECORD;
+            unsigned char *p = evbuffer_pullup(s->out, (ev_ssize_t)chunk);
+            int w = SSL_write(s->ssl, p, (int)chunk);
+            if (w <= 0) {
+                int e = SSL_get_error(s->ssl, w);
+                if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
+                    break;
+                ERR_clear_error();
+                s->failed = 1;
+                disarm_write(s);
+                update_read(s);
+                report(s, BEV_EVENT_WRITING | BEV_EVENT_ERROR);
+                return;
+            }
+            evbuffer_drain(s->out, (size_t)w);
+            r = w;
+        }
+        progressed = 1;
+        len = evbuffer_get_length(s->out);
+        if (!s->ssl && len)
+            break;              /* a short writev: the socket buffer is full */
+    }
+    if (len)
+        arm_write(s);
+    else
+        disarm_write(s);
+    if (progressed && len <= s->write_low && s->writecb) {
+        enter(s);
+        s->writecb(s, s->arg);
+        leave(s);
+    }
+}
+
+/* ---- events -------------------------------------------------------------------- */
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    struct fg_stream *s = arg;
+
+    if (what & EV_TIMEOUT) {
+        /* a persistent event would re-arm its timeout: stop reading, as a
+         * bufferevent does, until the owner enables it again */
+        event_del(&s->rev);
+        s->rev_added = 0;
+        s->enabled &= ~EV_READ;
+        report(s, BEV_EVENT_READING | BEV_EVENT_TIMEOUT);
+        return;
+    }
+    enter(s);
+    if (s->handshaking)
+        do_handshake(s);
+    else
+        do_read(s);
+    leave(s);
+}
+
+static void finish_connect(struct fg_stream *s)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    s->connecting = 0;
+    disarm_write(s);
+    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err) {
+        s->failed = 1;
+        errno = err;
+        report(s, BEV_EVENT_ERROR);
+        return;
+    }
+    enter(s);
+    report(s, BEV_EVENT_CONNECTED);
+    if (!s->dead) {
+        update_read(s);
+        do_write(s);
+    }
+    leave(s);
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+    struct fg_stream *s = arg;
+
+    if (what & EV_TIMEOUT) {
+        disarm_write(s);
+        report(s, BEV_EVENT_WRITING | BEV_EVENT_TIMEOUT);
+        return;
+    }
+    enter(s);
+    if (s->connecting)
+        finish_connect(s);
+    else if (s->handshaking)
+        do_handshake(s);
+    else
+        do_write(s);
+    leave(s);
+}
+
+static void on_deferred(evutil_socket_t fd, short what, void *arg)
+{
+    struct fg_stream *s = arg;
+
+    s->defer_active = 0;
+    enter(s);
+    while (s->todo && !s->dead) {
+        unsigned todo = s->todo;
+        s->todo = 0;
+        if (todo & DO_EVENT) {
+            short ev = s->pending_event;
+            report(s, ev);
+            if (!s->dead && (ev & BEV_EVENT_CONNECTED))
+                update_read(s);
+        }
+        if ((todo & DO_READ_IO) && !s->dead)
+            do_read(s);
+        if ((todo & DO_FLUSH) && !s->dead)
+            do_write(s);
+        if ((todo & DO_READ_CB) && !s->dead && s->readcb) {
+            s->readcb(s, s->arg);
+            if (!s->dead)
+                update_read(s);
+        }
+        if ((todo & DO_WRITE_CB) && !s->dead && s->writecb)
+            s->writecb(s, s->arg);
+    }
+    leave(s);
+}
+
+/* Output grew: write it at the end of this loop turn, in one go. */
+static void on_output_change(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    struct fg_stream *s = arg;
+
+    if (info->n_added && !s->wev_added && !s->connecting && !s->handshaking && !s->dead)
+        schedule(s, DO_FLUSH);
+}
+
+/* Input shrank below the read limit: reading may resume. */
+static void on_input_change(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    struct fg_stream *s = arg;
+
+    if (info->n_deleted && s->read_high && !s->rev_added && (s->enabled & EV_READ) &&
+        info->orig_size >= s->read_high && evbuffer_get_length(buf) < s->read_high)
+        update_read(s);
+}
+
+static struct fg_stream *stream_alloc(struct event_base *base, evutil_socket_t fd)
+{
+    struct fg_stream *s = calloc(1, sizeof(*s));
+
+    if (!s)
+        return NULL;
+    s->in = evbuffer_new();
+    s->out = evbuffer_new();
+    if (!s->in || !s->out) {
+        if (s->in)
+            evbuffer_free(s->in);
+        if (s->out)
+            evbuffer_free(s->out);
+        free(s);
+        return NULL;
+    }
+    s->base = base;
+    s->fd = fd;
+    s->enabled = EV_WRITE;
+    event_assign(&s->rev, base, fd, EV_READ | EV_PERSIST, on_readable, s);
+    event_assign(&s->wev, base, fd, EV_WRITE | EV_PERSIST, on_writable, s);
+    event_assign(&s->defer, base, -1, 0, on_deferred, s);
+    evbuffer_add_cb(s->out, on_output_change, s);
+    evbuffer_add_cb(s->in, on_input_change, s);
+    return s;
+}
+
+struct fg_stream *fg_stream_new(struct event_base *base, evutil_socket_t fd, SSL *ssl)
+{
+    struct fg_stream *s;
+
+    evutil_make_socket_nonblocking(fd);
+    s = stream_alloc(base, fd);
+    if (!s)
+        return NULL;
+    if (ssl) {
+        s->ssl = ssl;
+        SSL_set_fd(ssl, fd);
+        SSL_set_accept_state(ssl);
+        SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+        s->handshaking = 1;
+        update_read(s);
+    }
+    return s;
+}
+
+struct fg_stream *fg_stream_connect(struct event_base *base, const struct sockaddr *sa,
+                                    socklen_t len)
+{
+    evutil_socket_t fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct fg_stream *s;
+    int one = 1;
+
+    if (fd < 0)
+        return NULL;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    s = stream_alloc(base, fd);
+    if (!s) {
+        close(fd);
+        errno = ENOMEM;
+        return NULL;
+    }
+    s->connecting = 1;
+    if (connect(fd, sa, len) == 0) {
+        /* loopback may connect at once: still report it from the loop */
+        s->connecting = 0;
+        s->pending_event = BEV_EVENT_CONNECTED;
+        schedule(s, DO_EVENT | DO_FLUSH);
+    } else if (errno == EINPROGRESS) {
+        arm_write(s);           /* the write timeout bounds the connect */
+    } else {
+        s->connecting = 0;
+        s->failed = 1;
+        s->pending_event = BEV_EVENT_ERROR;
+        schedule(s, DO_EVENT);
+    }
+    return s;
+}
+
+void fg_stream_free(struct fg_stream *s)
+{
+    if (s->dead)
+        return;
+    s->dead = 1;
+    if (s->depth > 0) {
+        /* inside one of our callbacks: stop everything now, free on return */
+        event_del(&s->rev);
+        event_del(&s->wev);
+        s->rev_added = s->wev_added = 0;
+        return;
+    }
+    really_free(s);
+}
+
+void fg_stream_setcb(struct fg_stream *s, fg_stream_data_cb readcb, fg_stream_data_cb writecb,
+                     fg_stream_event_cb eventcb, void *arg)
+{
+    s->readcb = readcb;
+    s->writecb = writecb;
+    s->eventcb = eventcb;
+    s->arg = arg;
+}
+
+struct evbuffer *fg_stream_input(struct fg_stream *s) { return s->in; }
+struct evbuffer *fg_stream_output(struct fg_stream *s) { return s->out; }
+evutil_socket_t fg_stream_fd(const struct fg_stream *s) { return s->fd; }
+SSL *fg_stream_ssl(const struct fg_stream *s) { return s->ssl; }
+
+void fg_stream_enable(struct fg_stream *s, short what)
+{
+    short was = s->enabled;
+
+    s->enabled |= what & (EV_READ | EV_WRITE);
+    if ((what & EV_READ) && !(was & EV_READ)) {
+        update_read(s);
+        if (s->ssl && !s->handshaking && SSL_pending(s->ssl) > 0)
+            schedule(s, DO_READ_IO);
+    }
+    if ((what & EV_WRITE) && !(was & EV_WRITE) && evbuffer_get_length(s->out))
+        schedule(s, DO_FLUSH);
+}
+
+void fg_stream_disable(struct fg_stream *s, short what)
+{
+    s->enabled &= ~(what & (EV_READ | EV_WRITE));
+    if (what & EV_READ)
+        update_read(s);
+    if ((what & EV_WRITE) && !s->connecting && !s->handshaking)
+        disarm_write(s);
+}
+
+void fg_stream_set_timeouts(struct fg_stream *s, unsigned read_ms, unsigned write_ms)
+{
+    unsigned old_read = s->read_ms, old_write = s->write_ms;
+
+    s->read_ms = read_ms;
+    s->write_ms = write_ms;
+    s->rtv.tv_sec = read_ms / 1000;
+    s->rtv.tv_usec = (read_ms % 1000) * 1000;
+    s->wtv.tv_sec = write_ms / 1000;
+    s->wtv.tv_usec = (write_ms % 1000) * 1000;
+    /* A new timeout is a timer change only. Clearing one takes a delete and
+     * an add (event_add() without a timeout keeps the one scheduled), which
+     * costs epoll_ctl calls: done only when there was a timeout. */
+    if (s->rev_added && (read_ms || old_read)) {
+        if (!read_ms)
+            event_del(&s->rev);
+        event_add(&s->rev, read_ms ? &s->rtv : NULL);
+    }
+    if (s->wev_added && (write_ms || old_write)) {
+        if (!write_ms)
+            event_del(&s->wev);
+        event_add(&s->wev, write_ms ? &s->wtv : NULL);
+    }
+}
+
+void fg_stream_set_read_high(struct fg_stream *s, size_t high)
+{
+    s->read_high = high;
+    update_read(s);
+}
+
+void fg_stream_set_write_low(struct fg_stream *s, size_t low)
+{
+    s->write_low = low;
+}
+
+void fg_stream_trigger(struct fg_stream *s, short what)
+{
+    if (s->dead)
+        return;
+    schedule(s, (what & EV_READ ? DO_READ_CB : 0) | (what & EV_WRITE ? DO_WRITE_CB : 0));
+}
