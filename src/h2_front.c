@@ -43,6 +43,7 @@ struct h2conn {
     size_t nv_cap;
     unsigned flush_scheduled:1;
     unsigned closing:1;
+    unsigned out_blocked:1;             /* some stream waits for the socket */
 };
 
 struct h2_stream_err {
@@ -109,6 +110,16 @@ static int flush(struct h2conn *h)
     struct evbuffer *out = fg_stream_output(h->bev);
 
     h->flush_scheduled = 0;
+    if (h->out_blocked && evbuffer_get_length(out) < FG_HIGH_WATERMARK) {
+        struct fg_exchange *x;
+        h->out_blocked = 0;
+        TAILQ_FOREACH(x, &h->streams, link) {
+            if (x->h2_out_blocked) {
+                x->h2_out_blocked = 0;
+                nghttp2_session_resume_data(h->session, x->h2_stream_id);
+            }
+        }
+    }
     if (nghttp2_session_send(h->session) != 0) {
         conn_free(h);
         return -1;
@@ -123,13 +134,17 @@ static int flush(struct h2conn *h)
 
 /* ---- nghttp2 callbacks ------------------------------------------------ */
 
+/* Neither send callback ever returns WOULDBLOCK or takes less than all it
+ * is given: every frame nghttp2 serialises is fully handed over within the
+ * same nghttp2_session_send() call, which is what lets the sessions of a
+ * worker share one frame buffer (see the allocator below). Output is bounded
+ * where the bulk comes from instead: data_read_cb() defers DATA while the
+ * socket's output is above the high watermark. */
 static ssize_t send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *ud)
 {
     struct h2conn *h = ud;
     struct evbuffer *out = fg_stream_output(h->bev);
 
-    if (evbuffer_get_length(out) >= FG_HIGH_WATERMARK)
-        return NGHTTP2_ERR_WOULDBLOCK;
     if (evbuffer_add(out, data, len) < 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     return (ssize_t)len;
@@ -144,8 +159,6 @@ static int send_data_cb(nghttp2_session *s, nghttp2_frame *frame, const uint8_t 
     struct fg_exchange *x = source->ptr;
     struct evbuffer *out = fg_stream_output(h->bev);
 
-    if (evbuffer_get_length(out) >= FG_HIGH_WATERMARK)
-        return NGHTTP2_ERR_WOULDBLOCK;
     evbuffer_add(out, framehd, 9);
     if (length)
         evbuffer_remove_buffer(x->h2_out, out, length);
@@ -166,6 +179,12 @@ static ssize_t data_read_cb(nghttp2_session *s, int32_t stream_id, uint8_t *buf,
 
     if (n == 0 && !x->h2_out_eof) {
         x->h2_deferred = 1;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    if (n && evbuffer_get_length(fg_stream_output(h->bev)) >= FG_HIGH_WATERMARK) {
+        /* the client is slow: resumed by flush() once the socket drained */
+        x->h2_out_blocked = 1;
+        h->out_blocked = 1;
         return NGHTTP2_ERR_DEFERRED;
     }
     *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
@@ -542,6 +561,47 @@ static void on_idle(evutil_socket_t fd, short what, void *arg)
     flush(h);
 }
 
+/* nghttp2 allocator. A session's outbound frame buffer (16 KiB, allocated
+ * once at creation) only holds a frame between its serialisation and its
+ * hand-over to send_cb()/send_data_cb(), which take everything at once
+ * (above); sessions of one worker run one at a time, so they can all use
+ * the worker's single buffer. That saves a resident page or more per
+ * connection, most of what an idle HTTP/2 connection costs beyond nghttp2's
+ * fixed tables. Only the first frame-buffer allocation made while a session
+ * is being created is shared; a session that needs a bigger buffer (a huge
+ * header block) gets a private copy through realloc. */
+#define NGHTTP2_FRAMEBUF_SIZE 16394     /* NGHTTP2_FRAMEBUF_CHUNKLEN in 1.4x-1.5x */
+
+static void *mem_malloc(size_t n, void *ud) { return malloc(n); }
+static void *mem_calloc(size_t n, size_t m, void *ud) { return calloc(n, m); }
+
+static void mem_free(void *p, void *ud)
+{
+    struct fg_worker *w = ud;
+
+    if (p != w->h2_framebuf)
+        free(p);
+}
+
+static void *mem_realloc(void *p, size_t n, void *ud)
+{
+    struct fg_worker *w = ud;
+
+    if (!p && w->h2_creating && n == NGHTTP2_FRAMEBUF_SIZE) {
+        w->h2_creating = 0;
+        if (!w->h2_framebuf)
+            w->h2_framebuf = malloc(NGHTTP2_FRAMEBUF_SIZE);
+        return w->h2_framebuf;
+    }
+    if (p && p == w->h2_framebuf) {
+        void *q = malloc(n);
+        if (q)
+            memcpy(q, p, n < NGHTTP2_FRAMEBUF_SIZE ? n : NGHTTP2_FRAMEBUF_SIZE);
+        return q;
+    }
+    return realloc(p, n);
+}
+
 static void init_callbacks(void)
 {
     nghttp2_session_callbacks_new(&callbacks);
@@ -567,10 +627,17 @@ void fg_h2_start(struct fg_worker *w, struct fg_stream *bev, const struct fg_cli
         { NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, cc->max_header_bytes },
     };
 
+    nghttp2_mem mem = { w, mem_malloc, mem_free, mem_calloc, mem_realloc };
+    int rv = -1;
+
     pthread_once(&once, init_callbacks);
     h = calloc(1, sizeof(*h));
-    if (!h || !(h->idle_timer = evtimer_new(w->base, on_idle, h)) ||
-        nghttp2_session_server_new2(&h->session, callbacks, h, options) != 0) {
+    if (h && (h->idle_timer = evtimer_new(w->base, on_idle, h))) {
+        w->h2_creating = 1;
+        rv = nghttp2_session_server_new3(&h->session, callbacks, h, options, &mem);
+        w->h2_creating = 0;
+    }
+    if (rv != 0) {
         if (h && h->idle_timer)
             event_free(h->idle_timer);
         free(h);

@@ -183,6 +183,7 @@ void fg_worker_free(struct fg_worker *w)
         fg_exchange_destroy(x);
         free(x);
     }
+    free(w->h2_framebuf);
     if (w->stop_ev)
         event_free(w->stop_ev);
     if (w->stop_fd >= 0)

@@ -104,6 +104,7 @@ struct fg_exchange {
     uint64_t h2_unconsumed;             /* DATA bytes not yet returned to the window */
     unsigned h2_out_eof:1;              /* whole response body is in h2_out */
     unsigned h2_deferred:1;             /* data provider waits for h2_out */
+    unsigned h2_out_blocked:1;          /* data provider waits for the socket */
 
     /* kept across fg_exchange_reset(): */
     struct evbuffer *h2_out;            /* allocated on first use */

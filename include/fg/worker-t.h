@@ -61,6 +61,11 @@ struct fg_worker {
 
     struct fg_client_conn_list conns;   /* client connections open */
     unsigned nconns;
+
+    /* HTTP/2: the frame buffer every nghttp2 session of this worker shares
+     * (see h2_front.c), and whether a session is being created right now */
+    void *h2_framebuf;
+    int h2_creating;
 };
 
 #endif
