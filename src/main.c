@@ -59,8 +59,11 @@ int main(int argc, char **argv)
     /* Worker threads allocate from their own malloc arenas, which glibc
      * shrinks and regrows with an mprotect() per step as streams come and
      * go under load; keeping up to 16 MiB of free heap per arena saves those
-     * syscalls (and sets a fixed mmap threshold). */
+     * syscalls. Fixing the trim threshold also freezes glibc's adaptive mmap
+     * threshold at 128 KiB, which would put every large buffer (TLS, bulk
+     * reads) in an mmap/munmap pair: allocate below 1 MiB from the heap. */
     mallopt(M_TRIM_THRESHOLD, 16 << 20);
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
     status = fg_daemon_run(cfg);
     fg_config_free(cfg);
     return status;

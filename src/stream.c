@@ -16,8 +16,10 @@
 
 #include "fg/stream.h"
 
-/* One read takes at most this much; one TLS write at most one record. */
-#define READ_MAX (64 * 1024)
+/* One read takes at most this much; one TLS write at most one record.
+ * evbuffer rounds a chain (data + its header) up to a power of two: just
+ * under 32 KiB keeps each read buffer one 32 KiB allocation. */
+#define READ_MAX (32 * 1024 - 256)
 #define TLS_RECORD 16384
 
 /* work left for the deferred handler */
@@ -211,6 +213,10 @@ static ssize_t read_some(struct fg_stream *s)
                                  (int)(vec[i].iov_len - got));
                 if (r > 0) {
                     got += (size_t)r;
+                    /* with read-ahead, nothing buffered means the socket was
+                     * drained: asking again would only cost an EAGAIN read */
+                    if (!SSL_has_pending(s->ssl))
+                        break;
                     continue;
                 }
                 switch (SSL_get_error(s->ssl, r)) {
@@ -239,10 +245,11 @@ static ssize_t read_some(struct fg_stream *s)
                 }
                 break;
             }
-            vec[i].iov_len = got;
             total += (ssize_t)got;
-            if (got < (size_t)vec[i].iov_len || got == 0)
+            if (got < vec[i].iov_len || !SSL_has_pending(s->ssl)) {
+                vec[i].iov_len = got;
                 break;
+            }
         }
         if (total == 0) {
             evbuffer_commit_space(s->in, vec, 0);
@@ -302,8 +309,8 @@ static void do_read(struct fg_stream *s)
             return;
     }
     update_read(s);
-    if (s->ssl && SSL_pending(s->ssl) > 0 && s->rev_added)
-        schedule(s, DO_READ_IO);        /* decrypted bytes epoll cannot see */
+    if (s->ssl && SSL_has_pending(s->ssl) && s->rev_added)
+        schedule(s, DO_READ_IO);        /* bytes in SSL's buffers epoll cannot see */
 }
 
 /* ---- writing ---------------------------------------------------------------- */
@@ -593,7 +600,7 @@ void fg_stream_enable(struct fg_stream *s, short what)
     s->enabled |= what & (EV_READ | EV_WRITE);
     if ((what & EV_READ) && !(was & EV_READ)) {
         update_read(s);
-        if (s->ssl && !s->handshaking && SSL_pending(s->ssl) > 0)
+        if (s->ssl && !s->handshaking && SSL_has_pending(s->ssl))
             schedule(s, DO_READ_IO);
     }
     if ((what & EV_WRITE) && !(was & EV_WRITE) && evbuffer_get_length(s->out))

@@ -49,6 +49,8 @@ SSL_CTX *fg_tls_server_ctx(const struct fg_tls_cfg *tls, char **err)
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
                                  SSL_OP_NO_COMPRESSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* read whole batches of records per read(2), not a header then a body */
+    SSL_CTX_set_read_ahead(ctx, 1);
     if (SSL_CTX_use_certificate_chain_file(ctx, tls->certificate) != 1) {
         *err = openssl_error("cannot load certificate", tls->certificate);
         SSL_CTX_free(ctx);
