@@ -614,6 +614,12 @@ static void init_callbacks(void)
     nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
     nghttp2_option_new(&options);
     nghttp2_option_set_no_auto_window_update(options, 1);
+    /* Response headers are encoded from the static table and literals only,
+     * as HAProxy does: with a dynamic table every x-request-id (unique per
+     * response) was indexed, and nghttp2's encoder compared each new header
+     * against all same-named entries, which under 256 connections (tables
+     * out of cache) cost more than the rest of the request together. */
+    nghttp2_option_set_max_deflate_dynamic_table_size(options, 0);
 }
 
 void fg_h2_start(struct fg_worker *w, struct fg_stream *bev, const struct fg_client_info *ci)

@@ -7,6 +7,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -48,13 +49,34 @@ struct fg_stream {
     short pending_event;        /* for DO_EVENT */
     unsigned todo;              /* DO_* */
     int depth;                  /* callbacks of ours on the stack */
-    unsigned rev_added:1, wev_added:1, defer_active:1;
+    unsigned rev_added:1, wev_added:1, defer_active:1, dirty:1;
+    TAILQ_ENTRY(fg_stream) dirty_link;
     unsigned connecting:1, handshaking:1, hs_wants_write:1;
     unsigned eof:1, failed:1, dead:1;
 };
 
+/* Streams whose output grew during the I/O callback now running on this
+ * thread: written as soon as that callback returns (flush_dirty()), so a
+ * response goes out right after the event that produced it, not after the
+ * whole batch epoll returned, and several additions still make one writev.
+ * Output that grows outside I/O callbacks (timers) is flushed through the
+ * stream's deferred event instead. */
+TAILQ_HEAD(stream_list, fg_stream);
+static __thread struct stream_list dirty_streams;
+static __thread int dirty_ready;
+static __thread int io_depth;
+
+static void dirty_remove(struct fg_stream *s)
+{
+    if (s->dirty) {
+        TAILQ_REMOVE(&dirty_streams, s, dirty_link);
+        s->dirty = 0;
+    }
+}
+
 static void really_free(struct fg_stream *s)
 {
+    dirty_remove(s);
     event_del(&s->rev);
     event_del(&s->wev);
     event_del(&s->defer);
@@ -372,10 +394,38 @@ static void do_write(struct fg_stream *s)
 
 /* ---- events -------------------------------------------------------------------- */
 
+static void do_write(struct fg_stream *s);
+
+static inline void io_enter(void) { io_depth++; }
+
+static void io_leave(void)
+{
+    if (io_depth > 1) {
+        io_depth--;
+        return;
+    }
+    /* still counted as inside: writes below may grow other streams */
+    while (dirty_ready && !TAILQ_EMPTY(&dirty_streams)) {
+        struct fg_stream *s = TAILQ_FIRST(&dirty_streams);
+        dirty_remove(s);
+        enter(s);
+        do_write(s);
+        leave(s);
+    }
+    io_depth--;
+}
+
+static void on_readable_body(struct fg_stream *s, short what);
+
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
-    struct fg_stream *s = arg;
+    io_enter();
+    on_readable_body(arg, what);
+    io_leave();
+}
 
+static void on_readable_body(struct fg_stream *s, short what)
+{
     if (what & EV_TIMEOUT) {
         /* a persistent event would re-arm its timeout: stop reading, as a
          * bufferevent does, until the owner enables it again */
@@ -417,10 +467,17 @@ static void finish_connect(struct fg_stream *s)
     leave(s);
 }
 
+static void on_writable_body(struct fg_stream *s, short what);
+
 static void on_writable(evutil_socket_t fd, short what, void *arg)
 {
-    struct fg_stream *s = arg;
+    io_enter();
+    on_writable_body(arg, what);
+    io_leave();
+}
 
+static void on_writable_body(struct fg_stream *s, short what)
+{
     if (what & EV_TIMEOUT) {
         disarm_write(s);
         report(s, BEV_EVENT_WRITING | BEV_EVENT_TIMEOUT);
@@ -436,10 +493,17 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
     leave(s);
 }
 
+static void on_deferred_body(struct fg_stream *s);
+
 static void on_deferred(evutil_socket_t fd, short what, void *arg)
 {
-    struct fg_stream *s = arg;
+    io_enter();
+    on_deferred_body(arg);
+    io_leave();
+}
 
+static void on_deferred_body(struct fg_stream *s)
+{
     s->defer_active = 0;
     enter(s);
     while (s->todo && !s->dead) {
@@ -471,8 +535,18 @@ static void on_output_change(struct evbuffer *buf, const struct evbuffer_cb_info
 {
     struct fg_stream *s = arg;
 
-    if (info->n_added && !s->wev_added && !s->connecting && !s->handshaking && !s->dead)
+    if (!info->n_added || s->wev_added || s->connecting || s->handshaking || s->dead || s->dirty)
+        return;
+    if (io_depth > 0) {
+        if (!dirty_ready) {
+            TAILQ_INIT(&dirty_streams);
+            dirty_ready = 1;
+        }
+        TAILQ_INSERT_TAIL(&dirty_streams, s, dirty_link);
+        s->dirty = 1;
+    } else {
         schedule(s, DO_FLUSH);
+    }
 }
 
 /* Input shrank below the read limit: reading may resume. */
