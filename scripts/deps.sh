@@ -8,7 +8,7 @@ set -euo pipefail
 
 build_pkgs=(build-essential autoconf automake libtool pkg-config
             libevent-dev libnghttp2-dev libssl-dev libjansson-dev libmaxminddb-dev node-llhttp)
-test_pkgs=(curl nghttp2-client nginx-light openssl python3 procps)
+test_pkgs=(curl nghttp2-client nginx-light haproxy openssl python3 procps)
 run_pkgs=(curl nghttp2-client nginx-light)
 
 case "${1:-build}" in
