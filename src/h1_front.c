@@ -42,7 +42,7 @@ struct h1conn {
     struct event *timer;            /* idle and request-head deadlines */
     llhttp_t parser;
     struct fg_client_info client;
-    struct fg_exchange x;
+    struct fg_exchange *x;              /* current request; NULL while idle */
 
     char *hname, *hvalue;
     size_t hname_len, hvalue_len;
@@ -87,9 +87,8 @@ static void set_read_timeout(struct h1conn *h, unsigned ms)
 
 static void conn_free(struct h1conn *h)
 {
-    if (h->x.state != FG_X_FREE)
-        fg_proxy_abort(&h->x);
-    fg_exchange_destroy(&h->x);
+    if (h->x)
+        fg_exchange_put(h->x);          /* releases its backend, if any */
     event_free(h->timer);
     fg_stream_free(h->bev);
     fg_conn_unregister(h->w, &h->base);
@@ -116,7 +115,12 @@ static void conn_close_soon(struct h1conn *h)
 static void begin_idle(struct h1conn *h)
 {
     h->state = H1_IDLE;
-    fg_exchange_reset(&h->x);
+    /* an idle connection holds no exchange: its arena and header arrays
+     * stay warm in the worker's free list for whichever request is next */
+    if (h->x) {
+        fg_exchange_put(h->x);
+        h->x = NULL;
+    }
     h->resp_done = h->req_done = h->resp_chunked = h->paused_body = 0;
     h->err_status = 0;
     set_read_timeout(h, 0);
@@ -133,16 +137,29 @@ static int reject(struct h1conn *h, int status, const char *code, const char *ms
     return -1;
 }
 
-static int on_message_begin(llhttp_t *p)
+/* Takes an exchange for the request starting now; NULL when out of memory. */
+static struct fg_exchange *take_exchange(struct h1conn *h)
 {
-    struct h1conn *h = p->data;
-    struct fg_exchange *x = &h->x;
+    struct fg_exchange *x = h->x;
 
-    h->state = H1_HEAD;
-    x->state = FG_X_REQUEST_HEAD;
+    if (!x && !(x = h->x = fg_exchange_get(h->w)))
+        return NULL;
     x->front = &h1_ops;
     x->front_data = h;
     x->client = &h->client;
+    return x;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    struct h1conn *h = p->data;
+    struct fg_exchange *x = take_exchange(h);
+
+    if (!x)
+        return -1;
+
+    h->state = H1_HEAD;
+    x->state = FG_X_REQUEST_HEAD;
     h->hname = h->hvalue = NULL;
     h->hname_len = h->hvalue_len = h->head_bytes = 0;
     arm_timer(h, h->w->cfg->client.header_timeout_ms);
@@ -160,13 +177,13 @@ static int count_head(struct h1conn *h, size_t len)
 static int on_url(llhttp_t *p, const char *at, size_t len)
 {
     struct h1conn *h = p->data;
-    size_t plen = h->x.path_len;
+    size_t plen = h->x->path_len;
 
     if (count_head(h, len) < 0)
         return -1;
-    if (fg_arena_append(&h->x.arena, &h->x.path, &plen, at, len, 0) < 0)
+    if (fg_arena_append(&h->x->arena, &h->x->path, &plen, at, len, 0) < 0)
         return -1;
-    h->x.path_len = (uint32_t)plen;
+    h->x->path_len = (uint32_t)plen;
     return 0;
 }
 
@@ -176,7 +193,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 
     if (count_head(h, len) < 0)
         return -1;
-    return fg_arena_append(&h->x.arena, &h->hname, &h->hname_len, at, len, 1);
+    return fg_arena_append(&h->x->arena, &h->hname, &h->hname_len, at, len, 1);
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
@@ -190,15 +207,15 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
          * which RFC 9112 5.2 lets a server reject; ambiguity is worse */
         return reject(h, 400, "bad_request", "obsolete line folding in a header");
     h->value_next = at + len == h->chunk_end ? NULL : at + len;
-    if (!h->hvalue && !(h->hvalue = fg_arena_alloc(&h->x.arena, 0)))
+    if (!h->hvalue && !(h->hvalue = fg_arena_alloc(&h->x->arena, 0)))
         return -1;
-    return fg_arena_append(&h->x.arena, &h->hvalue, &h->hvalue_len, at, len, 0);
+    return fg_arena_append(&h->x->arena, &h->hvalue, &h->hvalue_len, at, len, 0);
 }
 
 static int on_header_value_complete(llhttp_t *p)
 {
     struct h1conn *h = p->data;
-    struct fg_exchange *x = &h->x;
+    struct fg_exchange *x = h->x;
     int trailer = h->state == H1_BODY;
     struct fg_headers *list = trailer ? &x->req_trailers : &x->req_headers;
     char *v = h->hvalue ? h->hvalue : (char *)"";
@@ -259,7 +276,7 @@ static int absolute_form(struct fg_exchange *x)
 static int on_headers_complete(llhttp_t *p)
 {
     struct h1conn *h = p->data;
-    struct fg_exchange *x = &h->x;
+    struct fg_exchange *x = h->x;
     const struct fg_client_cfg *cc = &h->w->cfg->client;
     struct fg_header *host = NULL, *expect = NULL;
     const char *m = llhttp_method_name((llhttp_method_t)p->method);
@@ -336,7 +353,7 @@ static int on_headers_complete(llhttp_t *p)
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct h1conn *h = p->data;
-    struct fg_exchange *x = &h->x;
+    struct fg_exchange *x = h->x;
     uint64_t max = h->w->cfg->client.max_body_bytes;
 
     x->req_body_bytes += len;
@@ -352,7 +369,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 static int on_message_complete(llhttp_t *p)
 {
     struct h1conn *h = p->data;
-    struct fg_exchange *x = &h->x;
+    struct fg_exchange *x = h->x;
 
     h->req_done = 1;
     x->req_body_done = 1;
@@ -370,7 +387,7 @@ static int on_message_complete(llhttp_t *p)
 
 static void parse_error(struct h1conn *h, llhttp_errno_t err)
 {
-    struct fg_exchange *x = &h->x;
+    struct fg_exchange *x = take_exchange(h);
     int status = h->err_status ? h->err_status : 400;
     const char *code = h->err_status ? h->err_code : "bad_request";
     const char *msg = h->err_status ? h->err_msg : "malformed request";
@@ -379,12 +396,12 @@ static void parse_error(struct h1conn *h, llhttp_errno_t err)
         fg_log_debug("client %s: bad request: %s", h->client.addr, llhttp_errno_name(err));
     h->keepalive = 0;
     h->req_done = 1;
-    if (x->state == FG_X_FREE) {
-        x->front = &h1_ops;
-        x->front_data = h;
-        x->client = &h->client;
-        x->state = FG_X_REQUEST_HEAD;
+    if (!x) {
+        conn_close_soon(h);             /* out of memory: nothing to answer with */
+        return;
     }
+    if (x->state == FG_X_FREE)
+        x->state = FG_X_REQUEST_HEAD;
     h->state = H1_WAIT_RESPONSE;
     if (x->state == FG_X_DONE) {
         finish_exchange(h);
@@ -427,8 +444,8 @@ static void process(struct h1conn *h)
         if (h->state == H1_IDLE && evbuffer_get_length(in) == 0) {
             conn_close_soon(h);
         } else if (h->state == H1_HEAD || h->state == H1_BODY) {
-            if (h->x.state == FG_X_RESPONDING || h->x.state == FG_X_UPSTREAM)
-                fg_proxy_abort(&h->x);
+            if (h->x && (h->x->state == FG_X_RESPONDING || h->x->state == FG_X_UPSTREAM))
+                fg_proxy_abort(h->x);
             conn_close_soon(h);
         }
     }
@@ -615,8 +632,8 @@ static void on_write(struct fg_stream *bev, void *arg)
             conn_free(h);
         return;
     }
-    if (h->x.resp_paused && h->x.state == FG_X_RESPONDING)
-        fg_proxy_resume(&h->x);
+    if (h->x && h->x->resp_paused && h->x->state == FG_X_RESPONDING)
+        fg_proxy_resume(h->x);
 }
 
 static void on_event(struct fg_stream *bev, short what, void *arg)
@@ -630,10 +647,10 @@ static void on_event(struct fg_stream *bev, short what, void *arg)
         return;
     }
     if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && h->state == H1_BODY &&
-        h->x.state == FG_X_UPSTREAM) {
+        h->x && h->x->state == FG_X_UPSTREAM) {
         h->keepalive = 0;
         h->req_done = 1;
-        fg_exchange_reply_error(&h->x, 408, "request_timeout", "request body timed out");
+        fg_exchange_reply_error(h->x, 408, "request_timeout", "request body timed out");
         return;
     }
     /* error, send timeout, or a stalled body while a response streams */
@@ -685,7 +702,6 @@ void fg_h1_start(struct fg_worker *w, struct fg_stream *bev, const struct fg_cli
     h->w = w;
     h->bev = bev;
     h->client = *ci;
-    fg_exchange_init(&h->x, w);
     llhttp_init(&h->parser, HTTP_REQUEST, &request_settings);
     h->parser.data = h;
     fg_stream_setcb(bev, on_read, on_write, on_event, h);
