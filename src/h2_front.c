@@ -16,6 +16,7 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <nghttp2/nghttp2.h>
 
 #include "fg/exchange.h"
@@ -35,7 +36,7 @@ struct h2conn {
     struct fg_worker *w;
     struct fg_stream *bev;
     nghttp2_session *session;
-    struct event *idle_timer;
+    struct event idle_timer;            /* embedded: one allocation less */
     struct fg_client_info client;
     struct fg_exchange_list streams;    /* exchanges of open streams */
     unsigned nstreams;
@@ -71,9 +72,9 @@ static void update_idle_timer(struct h2conn *h)
     struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
     if (h->nstreams == 0 && ms)
-        evtimer_add(h->idle_timer, &tv);
+        evtimer_add(&h->idle_timer, &tv);
     else
-        evtimer_del(h->idle_timer);
+        evtimer_del(&h->idle_timer);
 }
 
 static void stream_release(struct h2conn *h, struct fg_exchange *x)
@@ -91,7 +92,7 @@ static void conn_free(struct h2conn *h)
     while (!TAILQ_EMPTY(&h->streams))
         stream_release(h, TAILQ_FIRST(&h->streams));
     nghttp2_session_del(h->session);
-    event_free(h->idle_timer);
+    evtimer_del(&h->idle_timer);
     fg_stream_free(h->bev);
     fg_conn_unregister(h->w, &h->base);
     free(h->nv);
@@ -620,6 +621,9 @@ static void init_callbacks(void)
      * against all same-named entries, which under 256 connections (tables
      * out of cache) cost more than the rest of the request together. */
     nghttp2_option_set_max_deflate_dynamic_table_size(options, 0);
+    /* no priority tree to keep closed streams for: an idle connection then
+     * holds no stream objects at all */
+    nghttp2_option_set_no_closed_streams(options, 1);
 }
 
 void fg_h2_start(struct fg_worker *w, struct fg_stream *bev, const struct fg_client_info *ci)
@@ -638,14 +642,13 @@ void fg_h2_start(struct fg_worker *w, struct fg_stream *bev, const struct fg_cli
 
     pthread_once(&once, init_callbacks);
     h = calloc(1, sizeof(*h));
-    if (h && (h->idle_timer = evtimer_new(w->base, on_idle, h))) {
+    if (h) {
+        evtimer_assign(&h->idle_timer, w->base, on_idle, h);
         w->h2_creating = 1;
         rv = nghttp2_session_server_new3(&h->session, callbacks, h, options, &mem);
         w->h2_creating = 0;
     }
     if (rv != 0) {
-        if (h && h->idle_timer)
-            event_free(h->idle_timer);
         free(h);
         fg_stream_free(bev);
         return;
