@@ -47,11 +47,6 @@ struct h2conn {
     unsigned out_blocked:1;             /* some stream waits for the socket */
 };
 
-struct h2_stream_err {
-    int status;
-    const char *code, *msg;
-};
-
 static const struct fg_front_ops h2_ops;
 static nghttp2_session_callbacks *callbacks;
 static nghttp2_option *options;

@@ -55,7 +55,6 @@ static int write_head(struct fg_exchange *x, struct fg_uconn *c)
     size_t addr_len = strlen(ci->addr), size, n = 0;
     struct evbuffer_iovec iov;
     char *p;
-    int xff_seen = 0;
 
     size = x->method_len + 1 + x->path_len + 11;
     size += 6 + host_len + 2;
@@ -98,9 +97,7 @@ static int write_head(struct fg_exchange *x, struct fg_uconn *c)
             continue;
         n += put(p + n, h->value, h->vlen);
         n += PUT_LIT(p + n, ", ");
-        xff_seen = 1;
     }
-    (void)xff_seen;
     n += put(p + n, ci->addr, addr_len);
     n += PUT_LIT(p + n, "\r\n");
     if (ci->tls)
