@@ -218,6 +218,15 @@ static ssize_t read_some(struct fg_stream *s)
     n = evbuffer_reserve_space(s->in, (ev_ssize_t)want, vec, 2);
     if (n <= 0)
         return -1;
+    /* the reservation may be larger than asked for: read no more than <want> */
+    {
+        size_t left = want;
+        for (int i = 0; i < n; i++) {
+            if (vec[i].iov_len > left)
+                vec[i].iov_len = left;
+            left -= vec[i].iov_len;
+        }
+    }
     if (!s->ssl) {
         ssize_t r = readv(s->fd, (struct iovec *)vec, n);
         if (r <= 0) {

@@ -1,0 +1,236 @@
+/* fg_stream over socketpairs: speculative writes, reads, the read limit,
+ * triggers, timeouts, EOF, and freeing a stream from its own callback. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "fg/stream.h"
+#include "unit.h"
+
+struct probe {
+    struct event_base *base;
+    struct fg_stream *s;
+    size_t got;                 /* bytes drained by the read callback */
+    int reads, writes, events;
+    short last_event;
+    int drain;                  /* read callback drains the input */
+    int free_on_read;           /* read callback frees the stream */
+    int stop_at;                /* loopbreak once got >= stop_at */
+};
+
+static void on_read(struct fg_stream *s, void *arg)
+{
+    struct probe *p = arg;
+    struct evbuffer *in = fg_stream_input(s);
+
+    p->reads++;
+    if (p->drain) {
+        p->got += evbuffer_get_length(in);
+        evbuffer_drain(in, evbuffer_get_length(in));
+    }
+    if (p->free_on_read) {
+        fg_stream_free(s);
+        p->s = NULL;
+        event_base_loopbreak(p->base);
+        return;
+    }
+    if (p->stop_at && p->got >= (size_t)p->stop_at)
+        event_base_loopbreak(p->base);
+}
+
+static void on_write(struct fg_stream *s, void *arg)
+{
+    ((struct probe *)arg)->writes++;
+}
+
+static void on_event(struct fg_stream *s, short what, void *arg)
+{
+    struct probe *p = arg;
+
+    p->events++;
+    p->last_event = what;
+    event_base_loopbreak(p->base);
+}
+
+static void run_for(struct event_base *base, int ms)
+{
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+}
+
+static void pair(int fds[2])
+{
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
+}
+
+static void test_write_then_read(void)
+{
+    struct event_base *base = event_base_new();
+    int fds[2];
+    struct probe a = { .base = base }, b = { .base = base, .drain = 1, .stop_at = 100000 };
+    char *data = malloc(100000);
+
+    pair(fds);
+    memset(data, 'x', 100000);
+    a.s = fg_stream_new(base, fds[0], NULL);
+    b.s = fg_stream_new(base, fds[1], NULL);
+    fg_stream_setcb(a.s, NULL, on_write, on_event, &a);
+    fg_stream_setcb(b.s, on_read, NULL, on_event, &b);
+    fg_stream_enable(b.s, EV_READ);
+    /* queued outside any callback: flushed from the loop, then the write
+     * callback reports the output drained */
+    evbuffer_add(fg_stream_output(a.s), data, 100000);
+    run_for(base, 2000);
+    CHECK_UINT(b.got, 100000);
+    CHECK(a.writes >= 1);
+    CHECK_UINT(evbuffer_get_length(fg_stream_output(a.s)), 0);
+    CHECK_INT(a.events + b.events, 0);
+    fg_stream_free(a.s);
+    fg_stream_free(b.s);
+    event_base_free(base);
+    free(data);
+}
+
+static void test_read_high_pauses_and_resumes(void)
+{
+    struct event_base *base = event_base_new();
+    int fds[2];
+    struct probe b = { .base = base };
+    char buf[8192];
+
+    pair(fds);
+    memset(buf, 'y', sizeof(buf));
+    b.s = fg_stream_new(base, fds[1], NULL);
+    fg_stream_setcb(b.s, on_read, NULL, on_event, &b);
+    fg_stream_set_read_high(b.s, 1000);
+    fg_stream_enable(b.s, EV_READ);
+    CHECK(write(fds[0], buf, sizeof(buf)) == (ssize_t)sizeof(buf));
+    run_for(base, 100);
+    /* the callback does not drain: reading stops at the limit */
+    CHECK_UINT(evbuffer_get_length(fg_stream_input(b.s)), 1000);
+    CHECK_INT(b.reads, 1);
+    /* draining below the limit resumes reading */
+    b.drain = 1;
+    evbuffer_drain(fg_stream_input(b.s), 1000);
+    b.got = 1000;
+    b.stop_at = (int)sizeof(buf);
+    run_for(base, 1000);
+    CHECK_UINT(b.got, sizeof(buf));
+    fg_stream_free(b.s);
+    close(fds[0]);
+    event_base_free(base);
+}
+
+static void test_trigger_and_eof(void)
+{
+    struct event_base *base = event_base_new();
+    int fds[2];
+    struct probe b = { .base = base };
+
+    pair(fds);
+    b.s = fg_stream_new(base, fds[1], NULL);
+    fg_stream_setcb(b.s, on_read, on_write, on_event, &b);
+    fg_stream_enable(b.s, EV_READ);
+    fg_stream_trigger(b.s, EV_READ | EV_WRITE);
+    CHECK_INT(b.reads, 0);              /* never from inside the call */
+    run_for(base, 50);
+    CHECK_INT(b.reads, 1);
+    CHECK_INT(b.writes, 1);
+    close(fds[0]);
+    run_for(base, 1000);
+    CHECK_INT(b.events, 1);
+    CHECK(b.last_event & BEV_EVENT_EOF);
+    CHECK(b.last_event & BEV_EVENT_READING);
+    fg_stream_free(b.s);
+    event_base_free(base);
+}
+
+static void test_read_timeout(void)
+{
+    struct event_base *base = event_base_new();
+    int fds[2];
+    struct probe b = { .base = base };
+
+    pair(fds);
+    b.s = fg_stream_new(base, fds[1], NULL);
+    fg_stream_setcb(b.s, on_read, NULL, on_event, &b);
+    fg_stream_enable(b.s, EV_READ);
+    fg_stream_set_timeouts(b.s, 50, 0);
+    run_for(base, 2000);
+    CHECK_INT(b.events, 1);
+    CHECK_INT(b.last_event, BEV_EVENT_READING | BEV_EVENT_TIMEOUT);
+    /* clearing the timeout removes the one scheduled */
+    b.events = 0;
+    fg_stream_enable(b.s, EV_READ);
+    fg_stream_set_timeouts(b.s, 50, 0);
+    fg_stream_set_timeouts(b.s, 0, 0);
+    run_for(base, 200);
+    CHECK_INT(b.events, 0);
+    fg_stream_free(b.s);
+    close(fds[0]);
+    event_base_free(base);
+}
+
+static void test_free_inside_callback(void)
+{
+    struct event_base *base = event_base_new();
+    int fds[2];
+    struct probe b = { .base = base, .free_on_read = 1 };
+
+    pair(fds);
+    b.s = fg_stream_new(base, fds[1], NULL);
+    fg_stream_setcb(b.s, on_read, NULL, on_event, &b);
+    fg_stream_enable(b.s, EV_READ);
+    CHECK(write(fds[0], "hello", 5) == 5);
+    run_for(base, 1000);
+    CHECK(b.s == NULL);                 /* freed from its own callback: no crash, no leak */
+    CHECK_INT(b.reads, 1);
+    close(fds[0]);
+    event_base_free(base);
+}
+
+static void test_connect_refused(void)
+{
+    struct event_base *base = event_base_new();
+    struct sockaddr_in sin = { .sin_family = AF_INET };
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    socklen_t len = sizeof(sin);
+    struct probe p = { .base = base };
+
+    /* a port that was just free: bound, never listened on, then closed */
+    sin.sin_addr.s_addr = htonl(0x7f000001);
+    CHECK(bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+    CHECK(getsockname(fd, (struct sockaddr *)&sin, &len) == 0);
+    close(fd);
+    p.s = fg_stream_connect(base, (struct sockaddr *)&sin, sizeof(sin));
+    if (CHECK(p.s != NULL)) {
+        fg_stream_setcb(p.s, NULL, NULL, on_event, &p);
+        CHECK_INT(p.events, 0);         /* reported from the loop only */
+        run_for(base, 2000);
+        CHECK_INT(p.events, 1);
+        CHECK(p.last_event & BEV_EVENT_ERROR);
+        fg_stream_free(p.s);
+    }
+    event_base_free(base);
+}
+
+int main(void)
+{
+    UNIT_RUN(test_write_then_read);
+    UNIT_RUN(test_read_high_pauses_and_resumes);
+    UNIT_RUN(test_trigger_and_eof);
+    UNIT_RUN(test_read_timeout);
+    UNIT_RUN(test_free_inside_callback);
+    UNIT_RUN(test_connect_refused);
+    return unit_summary();
+}
