@@ -145,7 +145,7 @@ void fg_conn_accept(struct evconnlistener *evl, evutil_socket_t fd, struct socka
     client_addr(sa, p->client.addr, sizeof(p->client.addr));
     if (l->ssl_ctx) {
         SSL *ssl = SSL_new(l->ssl_ctx);
-        bev = ssl ? fg_stream_new(w->base, fd, ssl) : NULL;
+        bev = ssl ? fg_stream_new(w->loop, fd, ssl) : NULL;
         if (!bev) {
             if (ssl)
                 SSL_free(ssl);
@@ -156,7 +156,7 @@ void fg_conn_accept(struct evconnlistener *evl, evutil_socket_t fd, struct socka
         p->client.tls = 1;
         fg_stream_setcb(bev, NULL, NULL, tls_event, p);
     } else {
-        bev = fg_stream_new(w->base, fd, NULL);
+        bev = fg_stream_new(w->loop, fd, NULL);
         if (!bev) {
             evutil_closesocket(fd);
             free(p);

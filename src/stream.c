@@ -30,12 +30,30 @@
 #define DO_READ_CB  0x08        /* fg_stream_trigger(EV_READ) */
 #define DO_WRITE_CB 0x10        /* fg_stream_trigger(EV_WRITE) */
 
-struct fg_stream {
+TAILQ_HEAD(stream_list, fg_stream);
+
+/* What the streams of one thread share: its event base, the streams whose
+ * output grew during the I/O callback now running (written as soon as that
+ * callback returns, so a response goes out right after the event that
+ * produced it, not after the whole batch epoll returned, and several
+ * additions still make one writev), and the streams with deferred work
+ * (triggers, connect results, output queued from timers), run from one
+ * event. */
+struct fg_loop {
     struct event_base *base;
+    struct event defer_ev;
+    struct stream_list dirty, deferred;
+    unsigned ndeferred;
+    int io_depth;                       /* our I/O callbacks on the stack */
+    int defer_active;
+};
+
+struct fg_stream {
+    struct fg_loop *loop;
     evutil_socket_t fd;
     SSL *ssl;
     struct evbuffer *in, *out;
-    struct event rev, wev, defer;
+    struct event rev, wev;
 
     fg_stream_data_cb readcb, writecb;
     fg_stream_event_cb eventcb;
@@ -49,37 +67,36 @@ struct fg_stream {
     short pending_event;        /* for DO_EVENT */
     unsigned todo;              /* DO_* */
     int depth;                  /* callbacks of ours on the stack */
-    unsigned rev_added:1, wev_added:1, defer_active:1, dirty:1;
+    unsigned rev_added:1, wev_added:1, deferred:1, dirty:1;
     TAILQ_ENTRY(fg_stream) dirty_link;
+    TAILQ_ENTRY(fg_stream) defer_link;
     unsigned connecting:1, handshaking:1, hs_wants_write:1;
     unsigned eof:1, failed:1, dead:1;
 };
 
-/* Streams whose output grew during the I/O callback now running on this
- * thread: written as soon as that callback returns (flush_dirty()), so a
- * response goes out right after the event that produced it, not after the
- * whole batch epoll returned, and several additions still make one writev.
- * Output that grows outside I/O callbacks (timers) is flushed through the
- * stream's deferred event instead. */
-TAILQ_HEAD(stream_list, fg_stream);
-static __thread struct stream_list dirty_streams;
-static __thread int dirty_ready;
-static __thread int io_depth;
-
 static void dirty_remove(struct fg_stream *s)
 {
     if (s->dirty) {
-        TAILQ_REMOVE(&dirty_streams, s, dirty_link);
+        TAILQ_REMOVE(&s->loop->dirty, s, dirty_link);
         s->dirty = 0;
+    }
+}
+
+static void defer_remove(struct fg_stream *s)
+{
+    if (s->deferred) {
+        TAILQ_REMOVE(&s->loop->deferred, s, defer_link);
+        s->loop->ndeferred--;
+        s->deferred = 0;
     }
 }
 
 static void really_free(struct fg_stream *s)
 {
     dirty_remove(s);
+    defer_remove(s);
     event_del(&s->rev);
     event_del(&s->wev);
-    event_del(&s->defer);
     if (s->ssl) {
         if (!s->failed && !s->handshaking)
             SSL_shutdown(s->ssl);           /* best effort close_notify */
@@ -108,10 +125,17 @@ static inline int leave(struct fg_stream *s)
 
 static void schedule(struct fg_stream *s, unsigned what)
 {
+    struct fg_loop *loop = s->loop;
+
     s->todo |= what;
-    if (!s->defer_active) {
-        s->defer_active = 1;
-        event_active(&s->defer, EV_WRITE, 1);
+    if (!s->deferred) {
+        TAILQ_INSERT_TAIL(&loop->deferred, s, defer_link);
+        loop->ndeferred++;
+        s->deferred = 1;
+    }
+    if (!loop->defer_active) {
+        loop->defer_active = 1;
+        event_active(&loop->defer_ev, EV_WRITE, 1);
     }
 }
 
@@ -405,32 +429,34 @@ static void do_write(struct fg_stream *s)
 
 static void do_write(struct fg_stream *s);
 
-static inline void io_enter(void) { io_depth++; }
+static inline void io_enter(struct fg_loop *loop) { loop->io_depth++; }
 
-static void io_leave(void)
+static void io_leave(struct fg_loop *loop)
 {
-    if (io_depth > 1) {
-        io_depth--;
+    if (loop->io_depth > 1) {
+        loop->io_depth--;
         return;
     }
     /* still counted as inside: writes below may grow other streams */
-    while (dirty_ready && !TAILQ_EMPTY(&dirty_streams)) {
-        struct fg_stream *s = TAILQ_FIRST(&dirty_streams);
+    while (!TAILQ_EMPTY(&loop->dirty)) {
+        struct fg_stream *s = TAILQ_FIRST(&loop->dirty);
         dirty_remove(s);
         enter(s);
         do_write(s);
         leave(s);
     }
-    io_depth--;
+    loop->io_depth--;
 }
 
 static void on_readable_body(struct fg_stream *s, short what);
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
-    io_enter();
+    struct fg_loop *loop = ((struct fg_stream *)arg)->loop;
+
+    io_enter(loop);
     on_readable_body(arg, what);
-    io_leave();
+    io_leave(loop);
 }
 
 static void on_readable_body(struct fg_stream *s, short what)
@@ -480,9 +506,11 @@ static void on_writable_body(struct fg_stream *s, short what);
 
 static void on_writable(evutil_socket_t fd, short what, void *arg)
 {
-    io_enter();
+    struct fg_loop *loop = ((struct fg_stream *)arg)->loop;
+
+    io_enter(loop);
     on_writable_body(arg, what);
-    io_leave();
+    io_leave(loop);
 }
 
 static void on_writable_body(struct fg_stream *s, short what)
@@ -502,22 +530,38 @@ static void on_writable_body(struct fg_stream *s, short what)
     leave(s);
 }
 
-static void on_deferred_body(struct fg_stream *s);
+static void run_deferred(struct fg_stream *s);
 
-static void on_deferred(evutil_socket_t fd, short what, void *arg)
+/* Runs the streams queued when this pass began; work queued meanwhile gets
+ * a pass of its own. */
+static void on_loop_deferred(evutil_socket_t fd, short what, void *arg)
 {
-    io_enter();
-    on_deferred_body(arg);
-    io_leave();
+    struct fg_loop *loop = arg;
+    unsigned n = loop->ndeferred;
+
+    loop->defer_active = 0;
+    io_enter(loop);
+    while (n-- && !TAILQ_EMPTY(&loop->deferred)) {
+        struct fg_stream *s = TAILQ_FIRST(&loop->deferred);
+        defer_remove(s);
+        run_deferred(s);
+    }
+    io_leave(loop);
+    if (!TAILQ_EMPTY(&loop->deferred) && !loop->defer_active) {
+        loop->defer_active = 1;
+        event_active(&loop->defer_ev, EV_WRITE, 1);
+    }
 }
 
-static void on_deferred_body(struct fg_stream *s)
+static void run_deferred(struct fg_stream *s)
 {
-    s->defer_active = 0;
+    /* one pass over what was asked: work asked for meanwhile has queued the
+     * stream again, for the next pass */
+    unsigned todo = s->todo;
+
+    s->todo = 0;
     enter(s);
-    while (s->todo && !s->dead) {
-        unsigned todo = s->todo;
-        s->todo = 0;
+    {
         if (todo & DO_EVENT) {
             short ev = s->pending_event;
             report(s, ev);
@@ -546,12 +590,8 @@ static void on_output_change(struct evbuffer *buf, const struct evbuffer_cb_info
 
     if (!info->n_added || s->wev_added || s->connecting || s->handshaking || s->dead || s->dirty)
         return;
-    if (io_depth > 0) {
-        if (!dirty_ready) {
-            TAILQ_INIT(&dirty_streams);
-            dirty_ready = 1;
-        }
-        TAILQ_INSERT_TAIL(&dirty_streams, s, dirty_link);
+    if (s->loop->io_depth > 0) {
+        TAILQ_INSERT_TAIL(&s->loop->dirty, s, dirty_link);
         s->dirty = 1;
     } else {
         schedule(s, DO_FLUSH);
@@ -568,8 +608,33 @@ static void on_input_change(struct evbuffer *buf, const struct evbuffer_cb_info 
         update_read(s);
 }
 
-static struct fg_stream *stream_alloc(struct event_base *base, evutil_socket_t fd)
+struct fg_loop *fg_loop_new(struct event_base *base)
 {
+    struct fg_loop *loop = calloc(1, sizeof(*loop));
+
+    if (!loop)
+        return NULL;
+    loop->base = base;
+    TAILQ_INIT(&loop->dirty);
+    TAILQ_INIT(&loop->deferred);
+    event_assign(&loop->defer_ev, base, -1, 0, on_loop_deferred, loop);
+    return loop;
+}
+
+void fg_loop_free(struct fg_loop *loop)
+{
+    if (!loop)
+        return;
+    event_del(&loop->defer_ev);
+    free(loop);
+}
+
+struct event_base *fg_loop_base(const struct fg_loop *loop) { return loop->base; }
+
+static struct fg_stream *stream_alloc(struct fg_loop *loop, evutil_socket_t fd)
+{
+    struct event_base *base = loop->base;
+
     struct fg_stream *s = calloc(1, sizeof(*s));
 
     if (!s)
@@ -584,23 +649,22 @@ static struct fg_stream *stream_alloc(struct event_base *base, evutil_socket_t f
         free(s);
         return NULL;
     }
-    s->base = base;
+    s->loop = loop;
     s->fd = fd;
     s->enabled = EV_WRITE;
     event_assign(&s->rev, base, fd, EV_READ | EV_PERSIST, on_readable, s);
     event_assign(&s->wev, base, fd, EV_WRITE | EV_PERSIST, on_writable, s);
-    event_assign(&s->defer, base, -1, 0, on_deferred, s);
     evbuffer_add_cb(s->out, on_output_change, s);
     evbuffer_add_cb(s->in, on_input_change, s);
     return s;
 }
 
-struct fg_stream *fg_stream_new(struct event_base *base, evutil_socket_t fd, SSL *ssl)
+struct fg_stream *fg_stream_new(struct fg_loop *loop, evutil_socket_t fd, SSL *ssl)
 {
     struct fg_stream *s;
 
     evutil_make_socket_nonblocking(fd);
-    s = stream_alloc(base, fd);
+    s = stream_alloc(loop, fd);
     if (!s)
         return NULL;
     if (ssl) {
@@ -614,7 +678,7 @@ struct fg_stream *fg_stream_new(struct event_base *base, evutil_socket_t fd, SSL
     return s;
 }
 
-struct fg_stream *fg_stream_connect(struct event_base *base, const struct sockaddr *sa,
+struct fg_stream *fg_stream_connect(struct fg_loop *loop, const struct sockaddr *sa,
                                     socklen_t len)
 {
     evutil_socket_t fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -624,7 +688,7 @@ struct fg_stream *fg_stream_connect(struct event_base *base, const struct sockad
     if (fd < 0)
         return NULL;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    s = stream_alloc(base, fd);
+    s = stream_alloc(loop, fd);
     if (!s) {
         close(fd);
         errno = ENOMEM;

@@ -81,7 +81,7 @@ static struct fg_uconn *uconn_connect(struct fg_worker *w, struct fg_backend *b)
         return NULL;
     c->worker = w;
     c->backend = b;
-    c->bev = fg_stream_connect(w->base, (struct sockaddr *)&b->addr.ss, b->addr.len);
+    c->bev = fg_stream_connect(w->loop, (struct sockaddr *)&b->addr.ss, b->addr.len);
     if (!c->bev) {
         int e = errno;
         free(c);

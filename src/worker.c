@@ -18,6 +18,7 @@
 #include "fg/exchange.h"
 #include "fg/front.h"
 #include "fg/log.h"
+#include "fg/stream.h"
 #include "fg/uconn.h"
 #include "fg/worker.h"
 
@@ -73,7 +74,7 @@ int fg_worker_init(struct fg_worker *w, unsigned id, const struct fg_config *cfg
             event_config_free(ec);
         }
     }
-    if (!w->base) {
+    if (!w->base || !(w->loop = fg_loop_new(w->base))) {
         *err = errorf("worker: cannot create an event loop%s%s", "", "");
         return -1;
     }
@@ -184,6 +185,7 @@ void fg_worker_free(struct fg_worker *w)
         free(x);
     }
     free(w->h2_framebuf);
+    fg_loop_free(w->loop);              /* after the last stream */
     if (w->stop_ev)
         event_free(w->stop_ev);
     if (w->stop_fd >= 0)

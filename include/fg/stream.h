@@ -20,7 +20,14 @@
 #include <openssl/ssl.h>
 
 struct fg_stream;
+struct fg_loop;
 struct evbuffer;
+
+/* One per thread and event base (a worker owns one): what its streams
+ * share. Freed after the last of its streams. */
+struct fg_loop *fg_loop_new(struct event_base *base);
+void fg_loop_free(struct fg_loop *loop);
+struct event_base *fg_loop_base(const struct fg_loop *loop);
 
 typedef void (*fg_stream_data_cb)(struct fg_stream *s, void *arg);
 typedef void (*fg_stream_event_cb)(struct fg_stream *s, short what, void *arg);
@@ -28,13 +35,13 @@ typedef void (*fg_stream_event_cb)(struct fg_stream *s, short what, void *arg);
 /* Wraps connected socket <fd> (made non-blocking here). With <ssl>, the
  * stream owns it and starts a server-side handshake: the event callback
  * gets BEV_EVENT_CONNECTED when it completes. */
-struct fg_stream *fg_stream_new(struct event_base *base, evutil_socket_t fd, SSL *ssl);
+struct fg_stream *fg_stream_new(struct fg_loop *loop, evutil_socket_t fd, SSL *ssl);
 
 /* A new stream connecting to <sa>: BEV_EVENT_CONNECTED or BEV_EVENT_ERROR
  * follows, always from the loop, never from inside this call. Output queued
  * before the connect completes is sent once it does. NULL when no socket
  * could be made (errno set). */
-struct fg_stream *fg_stream_connect(struct event_base *base, const struct sockaddr *sa,
+struct fg_stream *fg_stream_connect(struct fg_loop *loop, const struct sockaddr *sa,
                                     socklen_t len);
 
 /* Closes the socket and frees everything (deferred when called from one of

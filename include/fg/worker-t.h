@@ -17,6 +17,7 @@ struct event_base;
 struct event;
 struct evconnlistener;
 struct fg_uconn;
+struct fg_loop;
 
 TAILQ_HEAD(fg_uconn_list, fg_uconn);
 
@@ -46,6 +47,7 @@ struct fg_worker {
     unsigned id;
     pthread_t thread;
     struct event_base *base;
+    struct fg_loop *loop;               /* what this thread's fg_streams share */
     const struct fg_config *cfg;
     struct fg_worker_listener *listeners;
     unsigned nlisteners;

@@ -76,14 +76,15 @@ static void pair(int fds[2])
 static void test_write_then_read(void)
 {
     struct event_base *base = event_base_new();
+    struct fg_loop *loop = fg_loop_new(base);
     int fds[2];
     struct probe a = { .base = base }, b = { .base = base, .drain = 1, .stop_at = 100000 };
     char *data = malloc(100000);
 
     pair(fds);
     memset(data, 'x', 100000);
-    a.s = fg_stream_new(base, fds[0], NULL);
-    b.s = fg_stream_new(base, fds[1], NULL);
+    a.s = fg_stream_new(loop, fds[0], NULL);
+    b.s = fg_stream_new(loop, fds[1], NULL);
     fg_stream_setcb(a.s, NULL, on_write, on_event, &a);
     fg_stream_setcb(b.s, on_read, NULL, on_event, &b);
     fg_stream_enable(b.s, EV_READ);
@@ -97,6 +98,7 @@ static void test_write_then_read(void)
     CHECK_INT(a.events + b.events, 0);
     fg_stream_free(a.s);
     fg_stream_free(b.s);
+    fg_loop_free(loop);
     event_base_free(base);
     free(data);
 }
@@ -104,13 +106,14 @@ static void test_write_then_read(void)
 static void test_read_high_pauses_and_resumes(void)
 {
     struct event_base *base = event_base_new();
+    struct fg_loop *loop = fg_loop_new(base);
     int fds[2];
     struct probe b = { .base = base };
     char buf[8192];
 
     pair(fds);
     memset(buf, 'y', sizeof(buf));
-    b.s = fg_stream_new(base, fds[1], NULL);
+    b.s = fg_stream_new(loop, fds[1], NULL);
     fg_stream_setcb(b.s, on_read, NULL, on_event, &b);
     fg_stream_set_read_high(b.s, 1000);
     fg_stream_enable(b.s, EV_READ);
@@ -128,17 +131,19 @@ static void test_read_high_pauses_and_resumes(void)
     CHECK_UINT(b.got, sizeof(buf));
     fg_stream_free(b.s);
     close(fds[0]);
+    fg_loop_free(loop);
     event_base_free(base);
 }
 
 static void test_trigger_and_eof(void)
 {
     struct event_base *base = event_base_new();
+    struct fg_loop *loop = fg_loop_new(base);
     int fds[2];
     struct probe b = { .base = base };
 
     pair(fds);
-    b.s = fg_stream_new(base, fds[1], NULL);
+    b.s = fg_stream_new(loop, fds[1], NULL);
     fg_stream_setcb(b.s, on_read, on_write, on_event, &b);
     fg_stream_enable(b.s, EV_READ);
     fg_stream_trigger(b.s, EV_READ | EV_WRITE);
@@ -152,17 +157,19 @@ static void test_trigger_and_eof(void)
     CHECK(b.last_event & BEV_EVENT_EOF);
     CHECK(b.last_event & BEV_EVENT_READING);
     fg_stream_free(b.s);
+    fg_loop_free(loop);
     event_base_free(base);
 }
 
 static void test_read_timeout(void)
 {
     struct event_base *base = event_base_new();
+    struct fg_loop *loop = fg_loop_new(base);
     int fds[2];
     struct probe b = { .base = base };
 
     pair(fds);
-    b.s = fg_stream_new(base, fds[1], NULL);
+    b.s = fg_stream_new(loop, fds[1], NULL);
     fg_stream_setcb(b.s, on_read, NULL, on_event, &b);
     fg_stream_enable(b.s, EV_READ);
     fg_stream_set_timeouts(b.s, 50, 0);
@@ -178,17 +185,19 @@ static void test_read_timeout(void)
     CHECK_INT(b.events, 0);
     fg_stream_free(b.s);
     close(fds[0]);
+    fg_loop_free(loop);
     event_base_free(base);
 }
 
 static void test_free_inside_callback(void)
 {
     struct event_base *base = event_base_new();
+    struct fg_loop *loop = fg_loop_new(base);
     int fds[2];
     struct probe b = { .base = base, .free_on_read = 1 };
 
     pair(fds);
-    b.s = fg_stream_new(base, fds[1], NULL);
+    b.s = fg_stream_new(loop, fds[1], NULL);
     fg_stream_setcb(b.s, on_read, NULL, on_event, &b);
     fg_stream_enable(b.s, EV_READ);
     CHECK(write(fds[0], "hello", 5) == 5);
@@ -196,12 +205,14 @@ static void test_free_inside_callback(void)
     CHECK(b.s == NULL);                 /* freed from its own callback: no crash, no leak */
     CHECK_INT(b.reads, 1);
     close(fds[0]);
+    fg_loop_free(loop);
     event_base_free(base);
 }
 
 static void test_connect_refused(void)
 {
     struct event_base *base = event_base_new();
+    struct fg_loop *loop = fg_loop_new(base);
     struct sockaddr_in sin = { .sin_family = AF_INET };
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     socklen_t len = sizeof(sin);
@@ -212,7 +223,7 @@ static void test_connect_refused(void)
     CHECK(bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
     CHECK(getsockname(fd, (struct sockaddr *)&sin, &len) == 0);
     close(fd);
-    p.s = fg_stream_connect(base, (struct sockaddr *)&sin, sizeof(sin));
+    p.s = fg_stream_connect(loop, (struct sockaddr *)&sin, sizeof(sin));
     if (CHECK(p.s != NULL)) {
         fg_stream_setcb(p.s, NULL, NULL, on_event, &p);
         CHECK_INT(p.events, 0);         /* reported from the loop only */
@@ -221,6 +232,7 @@ static void test_connect_refused(void)
         CHECK(p.last_event & BEV_EVENT_ERROR);
         fg_stream_free(p.s);
     }
+    fg_loop_free(loop);
     event_base_free(base);
 }
 
