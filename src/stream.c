@@ -133,7 +133,9 @@ static void schedule(struct fg_stream *s, unsigned what)
         loop->ndeferred++;
         s->deferred = 1;
     }
-    if (!loop->defer_active) {
+    /* inside an I/O callback the work runs as soon as it returns (io_leave);
+     * otherwise (timers, set-up) from the loop's deferred event */
+    if (!loop->defer_active && loop->io_depth == 0) {
         loop->defer_active = 1;
         event_active(&loop->defer_ev, EV_WRITE, 1);
     }
@@ -429,15 +431,28 @@ static void do_write(struct fg_stream *s)
 
 static void do_write(struct fg_stream *s);
 
+static void run_deferred(struct fg_stream *s);
+
 static inline void io_enter(struct fg_loop *loop) { loop->io_depth++; }
 
+/* The outermost I/O callback returned: run the deferred work it queued (one
+ * pass over what is queued now; work queued meanwhile gets the next pass,
+ * from the loop's event), then write every stream whose output grew. */
 static void io_leave(struct fg_loop *loop)
 {
+    unsigned n;
+
     if (loop->io_depth > 1) {
         loop->io_depth--;
         return;
     }
-    /* still counted as inside: writes below may grow other streams */
+    /* still counted as inside: what runs below may queue more */
+    n = loop->ndeferred;
+    while (n-- && !TAILQ_EMPTY(&loop->deferred)) {
+        struct fg_stream *s = TAILQ_FIRST(&loop->deferred);
+        defer_remove(s);
+        run_deferred(s);
+    }
     while (!TAILQ_EMPTY(&loop->dirty)) {
         struct fg_stream *s = TAILQ_FIRST(&loop->dirty);
         dirty_remove(s);
@@ -446,6 +461,10 @@ static void io_leave(struct fg_loop *loop)
         leave(s);
     }
     loop->io_depth--;
+    if (!TAILQ_EMPTY(&loop->deferred) && !loop->defer_active) {
+        loop->defer_active = 1;
+        event_active(&loop->defer_ev, EV_WRITE, 1);
+    }
 }
 
 static void on_readable_body(struct fg_stream *s, short what);
@@ -530,27 +549,15 @@ static void on_writable_body(struct fg_stream *s, short what)
     leave(s);
 }
 
-static void run_deferred(struct fg_stream *s);
-
-/* Runs the streams queued when this pass began; work queued meanwhile gets
- * a pass of its own. */
+/* Deferred work queued outside I/O callbacks (timers, set-up), or left
+ * over from a pass: io_leave() runs it. */
 static void on_loop_deferred(evutil_socket_t fd, short what, void *arg)
 {
     struct fg_loop *loop = arg;
-    unsigned n = loop->ndeferred;
 
     loop->defer_active = 0;
     io_enter(loop);
-    while (n-- && !TAILQ_EMPTY(&loop->deferred)) {
-        struct fg_stream *s = TAILQ_FIRST(&loop->deferred);
-        defer_remove(s);
-        run_deferred(s);
-    }
     io_leave(loop);
-    if (!TAILQ_EMPTY(&loop->deferred) && !loop->defer_active) {
-        loop->defer_active = 1;
-        event_active(&loop->defer_ev, EV_WRITE, 1);
-    }
 }
 
 static void run_deferred(struct fg_stream *s)
