@@ -3,6 +3,7 @@
 #   scripts/deps.sh build    what building needs
 #   scripts/deps.sh test     building + the test suite's real peers
 #   scripts/deps.sh run      building + what the quick start runs
+#   scripts/deps.sh bench    what bench/run and bench/idle run (not the build)
 # Runs apt-get only when something is missing (as root, or through sudo).
 set -euo pipefail
 
@@ -10,12 +11,14 @@ build_pkgs=(build-essential autoconf automake libtool pkg-config
             libevent-dev libnghttp2-dev libssl-dev libjansson-dev libmaxminddb-dev node-llhttp)
 test_pkgs=(curl nghttp2-client nginx-light haproxy openssl python3 procps)
 run_pkgs=(curl nghttp2-client nginx-light)
+bench_pkgs=(haproxy nginx-light nghttp2-client gnuplot-nox openssl python3 procps util-linux)
 
 case "${1:-build}" in
     build) want=("${build_pkgs[@]}") ;;
     test)  want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
     run)   want=("${build_pkgs[@]}" "${run_pkgs[@]}") ;;
-    *) echo "usage: $0 build|test|run" >&2; exit 2 ;;
+    bench) want=("${bench_pkgs[@]}") ;;
+    *) echo "usage: $0 build|test|run|bench" >&2; exit 2 ;;
 esac
 
 missing=()
@@ -35,5 +38,5 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# Installing nginx starts its default site on port 80 on some images; the
-# project never uses that instance and leaves it alone.
+# Installing nginx or haproxy starts their packaged instances (port 80) on
+# some images; the project never uses those and leaves them alone.
