@@ -23,6 +23,7 @@
 #include "fg/headers.h"
 #include "fg/log.h"
 #include "fg/proxy.h"
+#include "fg/put.h"
 #include "fg/stream.h"
 #include "fg/worker.h"
 
@@ -467,13 +468,6 @@ static void finish_exchange(struct h1conn *h)
 
 /* ---- response (fg_front_ops) ---------------------------------------------- */
 
-static size_t put(char *p, const char *s, size_t n)
-{
-    memcpy(p, s, n);
-    return n;
-}
-#define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
-
 static void h1_send_head(struct fg_exchange *x)
 {
     struct h1conn *h = conn_of(x);
@@ -506,29 +500,29 @@ static void h1_send_head(struct fg_exchange *x)
         return;
     p = iov.iov_base;
     n += (size_t)sprintf(p, "HTTP/1.1 %03d ", x->status % 1000);
-    n += put(p + n, reason, rlen);
-    n += PUT_LIT(p + n, "\r\n");
+    n += fg_put(p + n, reason, rlen);
+    n += FG_PUT_LIT(p + n, "\r\n");
     for (unsigned i = 0; i < x->resp_headers.n; i++) {
         const struct fg_header *e = &x->resp_headers.v[i];
         if (e->flags & (FG_HDR_HOP | FG_HDR_FRAMING | FG_HDR_REQID))
             continue;
-        n += put(p + n, e->name, e->nlen);
-        n += PUT_LIT(p + n, ": ");
-        n += put(p + n, e->value, e->vlen);
-        n += PUT_LIT(p + n, "\r\n");
+        n += fg_put(p + n, e->name, e->nlen);
+        n += FG_PUT_LIT(p + n, ": ");
+        n += fg_put(p + n, e->value, e->vlen);
+        n += FG_PUT_LIT(p + n, "\r\n");
     }
-    n += PUT_LIT(p + n, "x-request-id: ");
-    n += put(p + n, x->request_id, x->request_id_len);
-    n += PUT_LIT(p + n, "\r\n");
+    n += FG_PUT_LIT(p + n, "x-request-id: ");
+    n += fg_put(p + n, x->request_id, x->request_id_len);
+    n += FG_PUT_LIT(p + n, "\r\n");
     if (x->resp_content_length >= 0 && x->status != 204 && x->status != 304)
         n += (size_t)sprintf(p + n, "content-length: %" PRId64 "\r\n", x->resp_content_length);
     else if (h->resp_chunked)
-        n += PUT_LIT(p + n, "transfer-encoding: chunked\r\n");
+        n += FG_PUT_LIT(p + n, "transfer-encoding: chunked\r\n");
     if (!h->keepalive)
-        n += PUT_LIT(p + n, "connection: close\r\n");
+        n += FG_PUT_LIT(p + n, "connection: close\r\n");
     else if (h->http10)
-        n += PUT_LIT(p + n, "connection: keep-alive\r\n");
-    n += PUT_LIT(p + n, "\r\n");
+        n += FG_PUT_LIT(p + n, "connection: keep-alive\r\n");
+    n += FG_PUT_LIT(p + n, "\r\n");
     iov.iov_len = n;
     evbuffer_commit_space(out, &iov, 1);
 }

@@ -22,6 +22,7 @@
 #include "fg/headers.h"
 #include "fg/log.h"
 #include "fg/proxy.h"
+#include "fg/put.h"
 #include "fg/route.h"
 #include "fg/stream.h"
 #include "fg/uconn.h"
@@ -35,14 +36,6 @@ static pthread_once_t settings_once = PTHREAD_ONCE_INIT;
 static void init_settings(void);
 
 /* ---- writing the request ------------------------------------------------ */
-
-static size_t put(char *p, const char *s, size_t n)
-{
-    memcpy(p, s, n);
-    return n;
-}
-
-#define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
 
 /* Serialises the request head for the backend straight into the
  * connection's output buffer: sized first, written once, no temporary. */
@@ -74,48 +67,48 @@ static int write_head(struct fg_exchange *x, struct fg_uconn *c)
     if (evbuffer_reserve_space(out, (ev_ssize_t)size, &iov, 1) < 1)
         return -1;
     p = iov.iov_base;
-    n += put(p + n, x->method, x->method_len);
+    n += fg_put(p + n, x->method, x->method_len);
     p[n++] = ' ';
-    n += put(p + n, x->path, x->path_len);
-    n += PUT_LIT(p + n, " HTTP/1.1\r\nhost: ");
-    n += put(p + n, host, host_len);
-    n += PUT_LIT(p + n, "\r\n");
+    n += fg_put(p + n, x->path, x->path_len);
+    n += FG_PUT_LIT(p + n, " HTTP/1.1\r\nhost: ");
+    n += fg_put(p + n, host, host_len);
+    n += FG_PUT_LIT(p + n, "\r\n");
     for (unsigned i = 0; i < x->req_headers.n; i++) {
         const struct fg_header *h = &x->req_headers.v[i];
         if (h->flags & SKIP_UPSTREAM)
             continue;
-        n += put(p + n, h->name, h->nlen);
-        n += PUT_LIT(p + n, ": ");
-        n += put(p + n, h->value, h->vlen);
-        n += PUT_LIT(p + n, "\r\n");
+        n += fg_put(p + n, h->name, h->nlen);
+        n += FG_PUT_LIT(p + n, ": ");
+        n += fg_put(p + n, h->value, h->vlen);
+        n += FG_PUT_LIT(p + n, "\r\n");
     }
     /* nginx's $proxy_add_x_forwarded_for: earlier hops first, then us */
-    n += PUT_LIT(p + n, "x-forwarded-for: ");
+    n += FG_PUT_LIT(p + n, "x-forwarded-for: ");
     for (unsigned i = 0; i < x->req_headers.n; i++) {
         const struct fg_header *h = &x->req_headers.v[i];
         if (!(h->flags & FG_HDR_XFF) || h->vlen == 0)
             continue;
-        n += put(p + n, h->value, h->vlen);
-        n += PUT_LIT(p + n, ", ");
+        n += fg_put(p + n, h->value, h->vlen);
+        n += FG_PUT_LIT(p + n, ", ");
     }
-    n += put(p + n, ci->addr, addr_len);
-    n += PUT_LIT(p + n, "\r\n");
+    n += fg_put(p + n, ci->addr, addr_len);
+    n += FG_PUT_LIT(p + n, "\r\n");
     if (ci->tls)
-        n += PUT_LIT(p + n, "x-forwarded-proto: https\r\n");
+        n += FG_PUT_LIT(p + n, "x-forwarded-proto: https\r\n");
     else
-        n += PUT_LIT(p + n, "x-forwarded-proto: http\r\n");
-    n += PUT_LIT(p + n, "x-request-id: ");
-    n += put(p + n, x->request_id, x->request_id_len);
-    n += PUT_LIT(p + n, "\r\n");
+        n += FG_PUT_LIT(p + n, "x-forwarded-proto: http\r\n");
+    n += FG_PUT_LIT(p + n, "x-request-id: ");
+    n += fg_put(p + n, x->request_id, x->request_id_len);
+    n += FG_PUT_LIT(p + n, "\r\n");
     c->chunked_req = 0;
     if (x->req_content_length >= 0) {
         if (x->req_content_length > 0 || x->req_has_body)
             n += (size_t)sprintf(p + n, "content-length: %" PRId64 "\r\n", x->req_content_length);
     } else if (x->req_has_body) {
-        n += PUT_LIT(p + n, "transfer-encoding: chunked\r\n");
+        n += FG_PUT_LIT(p + n, "transfer-encoding: chunked\r\n");
         c->chunked_req = 1;
     }
-    n += PUT_LIT(p + n, "\r\n");
+    n += FG_PUT_LIT(p + n, "\r\n");
     iov.iov_len = n;
     return evbuffer_commit_space(out, &iov, 1);
 }

@@ -636,8 +636,6 @@ void fg_loop_free(struct fg_loop *loop)
     free(loop);
 }
 
-struct event_base *fg_loop_base(const struct fg_loop *loop) { return loop->base; }
-
 static struct fg_stream *stream_alloc(struct fg_loop *loop, evutil_socket_t fd)
 {
     struct event_base *base = loop->base;
@@ -744,7 +742,6 @@ void fg_stream_setcb(struct fg_stream *s, fg_stream_data_cb readcb, fg_stream_da
 
 struct evbuffer *fg_stream_input(struct fg_stream *s) { return s->in; }
 struct evbuffer *fg_stream_output(struct fg_stream *s) { return s->out; }
-evutil_socket_t fg_stream_fd(const struct fg_stream *s) { return s->fd; }
 SSL *fg_stream_ssl(const struct fg_stream *s) { return s->ssl; }
 
 void fg_stream_enable(struct fg_stream *s, short what)

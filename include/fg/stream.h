@@ -27,7 +27,7 @@ struct evbuffer;
  * share. Freed after the last of its streams. */
 struct fg_loop *fg_loop_new(struct event_base *base);
 void fg_loop_free(struct fg_loop *loop);
-struct event_base *fg_loop_base(const struct fg_loop *loop);
+
 
 typedef void (*fg_stream_data_cb)(struct fg_stream *s, void *arg);
 typedef void (*fg_stream_event_cb)(struct fg_stream *s, short what, void *arg);
@@ -53,7 +53,6 @@ void fg_stream_setcb(struct fg_stream *s, fg_stream_data_cb readcb, fg_stream_da
 
 struct evbuffer *fg_stream_input(struct fg_stream *s);
 struct evbuffer *fg_stream_output(struct fg_stream *s);
-evutil_socket_t fg_stream_fd(const struct fg_stream *s);
 SSL *fg_stream_ssl(const struct fg_stream *s);
 
 /* EV_READ and/or EV_WRITE: reading delivers data to the read callback;
