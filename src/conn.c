@@ -142,6 +142,7 @@ void fg_conn_accept(struct evconnlistener *evl, evutil_socket_t fd, struct socka
         return;
     }
     p->w = w;
+    p->client.handler = l->handler;
     client_addr(sa, p->client.addr, sizeof(p->client.addr));
     if (l->ssl_ctx) {
         SSL *ssl = SSL_new(l->ssl_ctx);

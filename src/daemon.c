@@ -9,6 +9,7 @@
 #include <openssl/ssl.h>
 
 #include "fg/daemon.h"
+#include "fg/handler.h"
 #include "fg/log.h"
 #include "fg/tls.h"
 #include "fg/worker.h"
@@ -21,7 +22,12 @@ static void free_ctxs(SSL_CTX **ctxs, unsigned n)
     free(ctxs);
 }
 
-int fg_daemon_run(const struct fg_config *cfg)
+static const struct fg_app gateway_app = {
+    .name = "fleetgate",
+    .handler = &fg_proxy_handler,
+};
+
+int fg_daemon_run(const struct fg_config *cfg, const struct fg_app *app)
 {
     SSL_CTX **ctxs = calloc(cfg->nlisteners, sizeof(*ctxs));
     struct fg_worker *workers = calloc(cfg->workers, sizeof(*workers));
@@ -30,6 +36,8 @@ int fg_daemon_run(const struct fg_config *cfg)
     int sig = 0, status = 1;
     char *err = NULL;
 
+    if (!app)
+        app = &gateway_app;
     if (!ctxs || !workers) {
         fg_log_error("out of memory");
         goto out;
@@ -51,7 +59,7 @@ int fg_daemon_run(const struct fg_config *cfg)
     signal(SIGPIPE, SIG_IGN);
 
     for (; ninit < cfg->workers; ninit++) {
-        if (fg_worker_init(&workers[ninit], ninit, cfg, ctxs, &err) < 0) {
+        if (fg_worker_init(&workers[ninit], ninit, cfg, app, ctxs, &err) < 0) {
             fg_log_error("%s", err ? err : "worker set-up failed");
             fg_worker_free(&workers[ninit]);
             goto out;
@@ -66,7 +74,7 @@ int fg_daemon_run(const struct fg_config *cfg)
     for (unsigned i = 0; i < cfg->nlisteners; i++)
         fg_log_info("listening on %s%s", cfg->listeners[i].addr.text,
                     cfg->listeners[i].tls ? " (TLS)" : "");
-    fg_log_info("fleetgate %s started with %u worker%s", PACKAGE_VERSION, cfg->workers,
+    fg_log_info("%s %s started with %u worker%s", app->name, PACKAGE_VERSION, cfg->workers,
                 cfg->workers == 1 ? "" : "s");
 
     for (;;) {

@@ -9,7 +9,7 @@
 
 #include "fg/exchange.h"
 #include "fg/headers.h"
-#include "fg/proxy.h"
+#include "fg/handler.h"
 #include "fg/request_id.h"
 #include "fg/worker.h"
 
@@ -55,8 +55,8 @@ void fg_exchange_reset(struct fg_exchange *x)
 
 void fg_exchange_destroy(struct fg_exchange *x)
 {
-    if (x->uconn || x->backend)
-        fg_proxy_abort(x);
+    if (x->handler)
+        x->handler->release(x);
     fg_arena_free(&x->arena);
     fg_headers_free(&x->req_headers);
     fg_headers_free(&x->req_trailers);
@@ -86,8 +86,8 @@ void fg_exchange_put(struct fg_exchange *x)
 {
     struct fg_worker *w = x->worker;
 
-    if (x->uconn || x->backend)
-        fg_proxy_abort(x);
+    if (x->handler)
+        x->handler->release(x);
     if (w->nfree_exchanges >= MAX_FREE_EXCHANGES) {
         fg_exchange_destroy(x);
         free(x);
@@ -96,6 +96,13 @@ void fg_exchange_put(struct fg_exchange *x)
     fg_exchange_reset(x);
     TAILQ_INSERT_HEAD(&w->free_exchanges, x, link);
     w->nfree_exchanges++;
+}
+
+void fg_exchange_abort(struct fg_exchange *x)
+{
+    if (x->handler)
+        x->handler->release(x);
+    x->state = FG_X_DONE;
 }
 
 static int sane_request_id(const char *s, size_t len)

@@ -22,6 +22,7 @@
 #include "fg/front.h"
 #include "fg/headers.h"
 #include "fg/log.h"
+#include "fg/handler.h"
 #include "fg/proxy.h"
 #include "fg/put.h"
 #include "fg/stream.h"
@@ -148,6 +149,7 @@ static struct fg_exchange *take_exchange(struct h1conn *h)
     x->front = &h1_ops;
     x->front_data = h;
     x->client = &h->client;
+    x->handler = h->client.handler;
     return x;
 }
 
@@ -343,7 +345,7 @@ static int on_headers_complete(llhttp_t *p)
 
     fg_exchange_set_request_id(x);
     h->state = H1_BODY;
-    fg_proxy_start(x);
+    x->handler->start(x);
     if (x->req_expect_continue && x->state == FG_X_UPSTREAM && x->req_has_body)
         evbuffer_add(fg_stream_output(h->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
     if (x->req_has_body)
@@ -360,7 +362,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     x->req_body_bytes += len;
     if (max && x->req_body_bytes > max)
         return reject(h, 413, "body_too_large", "request body exceeds max_body_bytes");
-    if (fg_proxy_request_body(x, at, len)) {
+    if (x->handler->request_body(x, at, len)) {
         h->paused_body = 1;
         return HPE_PAUSED;
     }
@@ -375,7 +377,7 @@ static int on_message_complete(llhttp_t *p)
     h->req_done = 1;
     x->req_body_done = 1;
     set_read_timeout(h, 0);
-    fg_proxy_request_end(x);
+    x->handler->request_end(x);
     if (h->state == H1_BODY)
         h->state = H1_WAIT_RESPONSE;
     if (h->resp_done && h->state == H1_WAIT_RESPONSE)
@@ -446,7 +448,7 @@ static void process(struct h1conn *h)
             conn_close_soon(h);
         } else if (h->state == H1_HEAD || h->state == H1_BODY) {
             if (h->x && (h->x->state == FG_X_RESPONDING || h->x->state == FG_X_UPSTREAM))
-                fg_proxy_abort(h->x);
+                fg_exchange_abort(h->x);
             conn_close_soon(h);
         }
     }
@@ -627,7 +629,7 @@ static void on_write(struct fg_stream *bev, void *arg)
         return;
     }
     if (h->x && h->x->resp_paused && h->x->state == FG_X_RESPONDING)
-        fg_proxy_resume(h->x);
+        h->x->handler->resume(h->x);
 }
 
 static void on_event(struct fg_stream *bev, short what, void *arg)

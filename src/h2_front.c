@@ -23,6 +23,7 @@
 #include "fg/front.h"
 #include "fg/headers.h"
 #include "fg/log.h"
+#include "fg/handler.h"
 #include "fg/proxy.h"
 #include "fg/stream.h"
 #include "fg/worker.h"
@@ -77,7 +78,7 @@ static void stream_release(struct h2conn *h, struct fg_exchange *x)
     TAILQ_REMOVE(&h->streams, x, link);
     h->nstreams--;
     if (x->state != FG_X_DONE && x->state != FG_X_FREE)
-        fg_proxy_abort(x);
+        fg_exchange_abort(x);
     fg_exchange_put(x);
 }
 
@@ -159,7 +160,7 @@ static int send_data_cb(nghttp2_session *s, nghttp2_frame *frame, const uint8_t 
     if (length)
         evbuffer_remove_buffer(x->h2_out, out, length);
     if (x->resp_paused && evbuffer_get_length(x->h2_out) < FG_LOW_WATERMARK)
-        fg_proxy_resume(x);
+        x->handler->resume(x);
     return 0;
 }
 
@@ -220,6 +221,7 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void
     x->front = &h2_ops;
     x->front_data = h;
     x->client = &h->client;
+    x->handler = h->client.handler;
     x->h2_stream_id = frame->hd.stream_id;
     TAILQ_INSERT_TAIL(&h->streams, x, link);
     h->nstreams++;
@@ -317,9 +319,9 @@ static void start_request(struct h2conn *h, struct fg_exchange *x, int end_strea
         fg_exchange_reply_error(x, 413, "body_too_large", "request body exceeds max_body_bytes");
         return;
     }
-    fg_proxy_start(x);
+    x->handler->start(x);
     if (end_stream)
-        fg_proxy_request_end(x);
+        x->handler->request_end(x);
 }
 
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *ud)
@@ -340,7 +342,7 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
     if (end_stream && !x->req_body_done) {
         x->req_body_done = 1;
         fg_headers_classify(&x->req_trailers);
-        fg_proxy_request_end(x);
+        x->handler->request_end(x);
     }
     return 0;
 }
@@ -362,7 +364,7 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream_id,
         fg_exchange_reply_error(x, 413, "body_too_large", "request body exceeds max_body_bytes");
         return 0;
     }
-    if (fg_proxy_request_body(x, (const char *)data, len))
+    if (x->handler->request_body(x, (const char *)data, len))
         x->h2_unconsumed += len;        /* returned by resume_request */
     else
         nghttp2_session_consume(s, stream_id, len);

@@ -7,7 +7,7 @@
 
 #include "fg/exchange.h"
 #include "fg/headers.h"
-#include "fg/proxy.h"
+#include "fg/handler.h"
 
 const char *fg_http_reason(int status)
 {
@@ -72,15 +72,19 @@ static size_t json_escape(char *out, size_t cap, const char *s)
     return n;
 }
 
+size_t fg_json_escape(char *out, size_t cap, const char *s)
+{
+    return json_escape(out, cap, s);
+}
+
 void fg_exchange_reply_error(struct fg_exchange *x, int status, const char *code,
                              const char *message)
 {
     char msg[512], body[1024];
-    char *ct, *cl, *body_copy;
-    int blen, cllen;
-    char clbuf[24];
+    size_t blen;
 
-    fg_proxy_detach(x, 0);
+    if (x->handler)
+        x->handler->release(x);
     if (x->state == FG_X_RESPONDING || x->state == FG_X_DONE) {
         /* the client already has a head: it can only learn of the error
          * by the stream or connection ending abnormally */
@@ -90,26 +94,43 @@ void fg_exchange_reply_error(struct fg_exchange *x, int status, const char *code
     }
     if (!x->request_id_len)
         fg_exchange_set_request_id(x);
-    json_escape(msg, sizeof(msg), message);
-    blen = snprintf(body, sizeof(body),
-                    "{\"error\":{\"status\":%d,\"code\":\"%s\",\"message\":\"%s\","
-                    "\"request_id\":\"%s\"}}\n",
-                    status, code, msg, x->request_id);
-    if (blen < 0 || (size_t)blen >= sizeof(body))
-        blen = (int)strlen(body);
-    cllen = snprintf(clbuf, sizeof(clbuf), "%d", blen);
+    if (x->handler && x->handler->error_body) {
+        blen = x->handler->error_body(x, status, code, message, body, sizeof(body));
+    } else {
+        int n;
+        json_escape(msg, sizeof(msg), message);
+        n = snprintf(body, sizeof(body),
+                     "{\"error\":{\"status\":%d,\"code\":\"%s\",\"message\":\"%s\","
+                     "\"request_id\":\"%s\"}}\n",
+                     status, code, msg, x->request_id);
+        blen = n < 0 ? 0 : (size_t)n >= sizeof(body) ? strlen(body) : (size_t)n;
+    }
+    x->resp_from_gateway = 1;
+    fg_exchange_reply(x, status, "application/json", body, blen);
+}
 
+void fg_exchange_reply(struct fg_exchange *x, int status, const char *content_type,
+                       const char *body, size_t len)
+{
+    char clbuf[24];
+    int cllen = snprintf(clbuf, sizeof(clbuf), "%zu", len);
+    size_t ctlen = strlen(content_type);
+    char *ct = fg_arena_alloc(&x->arena, 12 + ctlen);
+    char *cl = fg_arena_dup(&x->arena, clbuf, (size_t)cllen);
+    char *body_copy = len ? fg_arena_dup(&x->arena, body, len) : NULL;
+
+    if (!x->request_id_len)
+        fg_exchange_set_request_id(x);
     fg_headers_reset(&x->resp_headers);
     fg_headers_reset(&x->resp_trailers);
-    ct = fg_arena_dup(&x->arena, "content-typeapplication/json", 28);
-    cl = fg_arena_dup(&x->arena, clbuf, (size_t)cllen);
-    body_copy = fg_arena_dup(&x->arena, body, (size_t)blen);
     x->status = status;
-    x->resp_from_gateway = 1;
     x->resp_no_body = x->req_head_only;
-    x->resp_content_length = blen;
-    if (ct)
-        fg_headers_add(&x->resp_headers, ct, 12, ct + 12, 16);
+    x->resp_content_length = (int64_t)len;
+    if (ct) {
+        memcpy(ct, "content-type", 12);
+        memcpy(ct + 12, content_type, ctlen);
+        fg_headers_add(&x->resp_headers, ct, 12, ct + 12, ctlen);
+    }
     if (cl) {
         fg_headers_add(&x->resp_headers, (char *)"content-length", 14, cl, (size_t)cllen);
         x->resp_headers.v[x->resp_headers.n - 1].flags = FG_HDR_FRAMING;
@@ -117,7 +138,7 @@ void fg_exchange_reply_error(struct fg_exchange *x, int status, const char *code
     x->state = FG_X_RESPONDING;
     x->front->send_head(x);
     if (!x->req_head_only && body_copy)
-        x->front->send_body(x, body_copy, (size_t)blen);
+        x->front->send_body(x, body_copy, len);
     x->state = FG_X_DONE;
     x->front->send_end(x);          /* last use of x */
 }

@@ -64,7 +64,7 @@ int main(int argc, char **argv)
      * reads) in an mmap/munmap pair: allocate below 1 MiB from the heap. */
     mallopt(M_TRIM_THRESHOLD, 16 << 20);
     mallopt(M_MMAP_THRESHOLD, 1 << 20);
-    status = fg_daemon_run(cfg);
+    status = fg_daemon_run(cfg, NULL);
     fg_config_free(cfg);
     return status;
 }

@@ -21,6 +21,7 @@
 #include "fg/exchange.h"
 #include "fg/headers.h"
 #include "fg/log.h"
+#include "fg/handler.h"
 #include "fg/proxy.h"
 #include "fg/put.h"
 #include "fg/route.h"
@@ -560,9 +561,17 @@ void fg_proxy_resume(struct fg_exchange *x)
         fg_stream_trigger(c->bev, EV_READ);
 }
 
-void fg_proxy_abort(struct fg_exchange *x)
+
+
+static void proxy_release(struct fg_exchange *x)
 {
     fg_proxy_detach(x, 0);
-    x->state = FG_X_DONE;
 }
 
+const struct fg_handler_ops fg_proxy_handler = {
+    .start = fg_proxy_start,
+    .request_body = fg_proxy_request_body,
+    .request_end = fg_proxy_request_end,
+    .resume = fg_proxy_resume,
+    .release = proxy_release,
+};

@@ -17,6 +17,7 @@
 #include "fg/conn.h"
 #include "fg/exchange.h"
 #include "fg/front.h"
+#include "fg/handler.h"
 #include "fg/log.h"
 #include "fg/stream.h"
 #include "fg/uconn.h"
@@ -54,11 +55,12 @@ static void on_accept_error(struct evconnlistener *evl, void *arg)
 }
 
 int fg_worker_init(struct fg_worker *w, unsigned id, const struct fg_config *cfg,
-                   SSL_CTX **ssl_ctxs, char **err)
+                   const struct fg_app *app, SSL_CTX **ssl_ctxs, char **err)
 {
     memset(w, 0, sizeof(*w));
     w->id = id;
     w->cfg = cfg;
+    w->app = app;
     w->stop_fd = -1;
     TAILQ_INIT(&w->free_exchanges);
     TAILQ_INIT(&w->conns);
@@ -119,6 +121,7 @@ int fg_worker_init(struct fg_worker *w, unsigned id, const struct fg_config *cfg
         l->worker = w;
         l->cfg = lc;
         l->ssl_ctx = ssl_ctxs[i];
+        l->handler = app->handler ? app->handler : &fg_proxy_handler;
         l->evl = evconnlistener_new_bind(w->base, fg_conn_accept, l, flags, lc->backlog,
                                          (const struct sockaddr *)&lc->addr.ss, (int)lc->addr.len);
         if (!l->evl) {
@@ -127,6 +130,11 @@ int fg_worker_init(struct fg_worker *w, unsigned id, const struct fg_config *cfg
         }
         evconnlistener_set_error_cb(l->evl, on_accept_error);
         w->nlisteners++;
+    }
+    if (app->worker_init) {
+        if (app->worker_init(w, app->ctx, err) < 0)
+            return -1;
+        w->app_inited = 1;
     }
     return 0;
 }
@@ -167,6 +175,8 @@ void fg_worker_free(struct fg_worker *w)
     while (!TAILQ_EMPTY(&w->conns))
         TAILQ_FIRST(&w->conns)->close_now(TAILQ_FIRST(&w->conns));
     free(w->listeners);
+    if (w->app_inited && w->app->worker_fini)
+        w->app->worker_fini(w, w->app->ctx);
     if (w->pools) {
         fg_uconn_pool_drain(w);
         for (unsigned u = 0; u < cfg->nupstreams; u++)

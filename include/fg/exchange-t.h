@@ -1,8 +1,8 @@
 /* The exchange: one protocol-neutral request/response pair.
  *
  * A front end (HTTP/1.1 or HTTP/2) fills the request half and hands the
- * exchange to the proxy; the proxy fills the response half and calls the
- * front's ops to emit it. Neither side looks at the other's protocol. All
+ * exchange to its listener's handler (the proxy, or the model server); the
+ * handler fills the response half and calls the front's ops to emit it. Neither side looks at the other's protocol. All
  * strings point into x->arena. One exchange belongs to one worker thread. */
 #ifndef FG_EXCHANGE_T_H
 #define FG_EXCHANGE_T_H
@@ -18,6 +18,7 @@ struct fg_exchange;
 struct fg_worker;
 struct fg_uconn;
 struct evbuffer;
+struct fg_handler_ops;
 
 /* Implemented by each front end. Called on the worker thread only. */
 struct fg_front_ops {
@@ -39,6 +40,7 @@ struct fg_front_ops {
 
 /* Facts about the client connection an exchange arrived on. */
 struct fg_client_info {
+    const struct fg_handler_ops *handler;  /* the listener's */
     char addr[64];              /* "127.0.0.1" / "::1": no port (X-Forwarded-For) */
     unsigned tls:1;
     unsigned h2:1;
@@ -58,6 +60,8 @@ struct fg_exchange {
     const struct fg_front_ops *front;
     void *front_data;                   /* h1 connection or h2 stream */
     const struct fg_client_info *client;
+    const struct fg_handler_ops *handler;  /* answers the request: proxy, model server */
+    void *handler_data;                 /* the handler's per-exchange state */
     struct fg_arena arena;
 
     /* request */

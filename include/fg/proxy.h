@@ -28,10 +28,6 @@ void fg_proxy_request_end(struct fg_exchange *x);
 /* The client drained its queue below FG_LOW_WATERMARK: resume the backend. */
 void fg_proxy_resume(struct fg_exchange *x);
 
-/* The client went away or reset the stream: release the backend side. The
- * exchange's response ops are never called after this. */
-void fg_proxy_abort(struct fg_exchange *x);
-
 /* Releases the backend connection and count of <x> without calling any
  * front op (used when the gateway answers by itself). */
 void fg_proxy_detach(struct fg_exchange *x, int reusable);

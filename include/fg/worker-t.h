@@ -18,6 +18,8 @@ struct event;
 struct evconnlistener;
 struct fg_uconn;
 struct fg_loop;
+struct fg_app;
+struct fg_handler_ops;
 
 TAILQ_HEAD(fg_uconn_list, fg_uconn);
 
@@ -40,6 +42,7 @@ struct fg_worker_listener {
     struct fg_worker *worker;
     const struct fg_listener_cfg *cfg;
     SSL_CTX *ssl_ctx;                   /* shared by all workers; NULL: cleartext */
+    const struct fg_handler_ops *handler;
     struct evconnlistener *evl;
 };
 
@@ -49,6 +52,9 @@ struct fg_worker {
     struct event_base *base;
     struct fg_loop *loop;               /* what this thread's fg_streams share */
     const struct fg_config *cfg;
+    const struct fg_app *app;           /* what the listeners serve */
+    void *app_worker;                   /* the application's per-worker state */
+    int app_inited;                     /* app->worker_init succeeded */
     struct fg_worker_listener *listeners;
     unsigned nlisteners;
     int stop_fd;                        /* eventfd: the main thread asks us to stop */

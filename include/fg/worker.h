@@ -6,9 +6,9 @@
 /* Creates the worker's event base, pools and listening sockets (bound here,
  * in the calling thread, so a bind error stops start-up). <ssl_ctxs> has one
  * entry per listener (NULL for cleartext). Returns 0, or -1 with *err set to
- * a malloc'd message. */
+ * a malloc'd message. Calls app->worker_init last. */
 int fg_worker_init(struct fg_worker *w, unsigned id, const struct fg_config *cfg,
-                   SSL_CTX **ssl_ctxs, char **err);
+                   const struct fg_app *app, SSL_CTX **ssl_ctxs, char **err);
 int fg_worker_start(struct fg_worker *w);       /* spawns the thread */
 void fg_worker_stop(struct fg_worker *w);       /* any thread: asks it to stop */
 void fg_worker_join(struct fg_worker *w);
