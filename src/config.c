@@ -747,6 +747,11 @@ fail:
     return NULL;
 }
 
+void fg_client_cfg_defaults(struct fg_client_cfg *cc)
+{
+    set_defaults(client_fields, cc);
+}
+
 void fg_config_free(struct fg_config *cfg)
 {
     if (!cfg)

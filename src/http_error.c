@@ -112,12 +112,17 @@ void fg_exchange_reply_error(struct fg_exchange *x, int status, const char *code
 void fg_exchange_reply(struct fg_exchange *x, int status, const char *content_type,
                        const char *body, size_t len)
 {
+    fg_exchange_reply_ex(x, status, content_type, body, len, NULL, NULL);
+}
+
+void fg_exchange_reply_ex(struct fg_exchange *x, int status, const char *content_type,
+                          const char *body, size_t len, const char *hname, const char *hvalue)
+{
     char clbuf[24];
     int cllen = snprintf(clbuf, sizeof(clbuf), "%zu", len);
     size_t ctlen = strlen(content_type);
     char *ct = fg_arena_alloc(&x->arena, 12 + ctlen);
     char *cl = fg_arena_dup(&x->arena, clbuf, (size_t)cllen);
-    char *body_copy = len ? fg_arena_dup(&x->arena, body, len) : NULL;
 
     if (!x->request_id_len)
         fg_exchange_set_request_id(x);
@@ -135,10 +140,16 @@ void fg_exchange_reply(struct fg_exchange *x, int status, const char *content_ty
         fg_headers_add(&x->resp_headers, (char *)"content-length", 14, cl, (size_t)cllen);
         x->resp_headers.v[x->resp_headers.n - 1].flags = FG_HDR_FRAMING;
     }
+    if (hname) {
+        size_t nl = strlen(hname), vl = strlen(hvalue);
+        char *n = fg_arena_dup(&x->arena, hname, nl), *v = fg_arena_dup(&x->arena, hvalue, vl);
+        if (n && v)
+            fg_headers_add(&x->resp_headers, n, nl, v, vl);
+    }
     x->state = FG_X_RESPONDING;
     x->front->send_head(x);
-    if (!x->req_head_only && body_copy)
-        x->front->send_body(x, body_copy, len);
+    if (!x->req_head_only && len)
+        x->front->send_body(x, body, len);      /* copied by the front */
     x->state = FG_X_DONE;
     x->front->send_end(x);          /* last use of x */
 }

@@ -88,8 +88,10 @@ int fg_worker_init(struct fg_worker *w, unsigned id, const struct fg_config *cfg
         return -1;
     }
 
-    w->pools = calloc(cfg->nupstreams, sizeof(*w->pools));
-    w->lb = calloc(cfg->nupstreams, sizeof(*w->lb));
+    /* at least one slot: a configuration without upstreams (fleetgate-model)
+     * must not read as out of memory */
+    w->pools = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof(*w->pools));
+    w->lb = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof(*w->lb));
     if (!w->pools || !w->lb) {
         *err = errorf("worker: out of memory%s%s", "", "");
         return -1;

@@ -22,6 +22,10 @@ struct fg_config *fg_config_parse(const char *text, size_t len, const char *name
 
 void fg_config_free(struct fg_config *cfg);
 
+/* Fills <cc> with the documented defaults of the "client" object, for
+ * programs that build a configuration without a file (fleetgate-model). */
+void fg_client_cfg_defaults(struct fg_client_cfg *cc);
+
 /* Parses "1.2.3.4:80", "[::1]:80" or "host:80" (resolved once with
  * getaddrinfo, first result) into <out>. Returns 0, or -1 with *why set to a
  * static reason. */

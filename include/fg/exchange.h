@@ -38,6 +38,9 @@ void fg_exchange_reply_error(struct fg_exchange *x, int status, const char *code
  * must not have gone out yet. */
 void fg_exchange_reply(struct fg_exchange *x, int status, const char *content_type,
                        const char *body, size_t len);
+/* Same, with one more header (<hname> lower-case, e.g. "allow"). */
+void fg_exchange_reply_ex(struct fg_exchange *x, int status, const char *content_type,
+                          const char *body, size_t len, const char *hname, const char *hvalue);
 
 /* Writes <s> into <out> as the inside of a JSON string (quotes, backslashes
  * and control characters escaped), truncating to fit <cap>; returns the

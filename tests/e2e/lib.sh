@@ -14,6 +14,9 @@
 #   start_gateway CONFIG    start fleetgate -c CONFIG, wait (10 s at most) until
 #                           its first listener accepts; sets GW_PID, GW_PORT, GW_LOG
 #   stop_gateway            SIGTERM the last gateway and check that it stops
+#   start_model NAME ARGS   start fleetgate-model on a fresh port (MODEL_PORT[NAME]);
+#                           $FG_MODEL_V1, $FG_MODEL_V2: the trained models,
+#                           $FG_DIGITS_TEST: their held-out test split
 #   fcurl ARGS              curl, quiet, no proxy, always with --max-time
 #   http_many ...           many requests from python3 (see below)
 #   raw_http PORT           raw bytes from stdin to the port, responses as JSON
@@ -38,6 +41,11 @@ FG_SRCDIR=$(cd "$FG_SRCDIR" && pwd)
 FG_BUILDDIR=$(cd "$FG_BUILDDIR" && pwd)
 FG_GATEWAY=${FG_GATEWAY:-$FG_BUILDDIR/fleetgate}
 FG_BACKEND=${FG_BACKEND:-$FG_BUILDDIR/tests/tools/fg-testbackend}
+FG_MODEL=${FG_MODEL:-$FG_BUILDDIR/fleetgate-model}
+# the trained digit classifiers and their held-out test split
+FG_MODEL_V1=$FG_SRCDIR/models/digits-v1.fgm
+FG_MODEL_V2=$FG_SRCDIR/models/digits-v2.fgm
+FG_DIGITS_TEST=$FG_SRCDIR/tests/data/digits-test.csv
 FG_TEST_NAME=$(basename "$0" .sh)
 FG_TEST_TIMEOUT=${FG_TEST_TIMEOUT:-100}
 # Debian's interpreter: the tests use only its standard library.
@@ -50,7 +58,7 @@ command -v timeout >/dev/null || { echo "SKIP - timeout (coreutils) is missing";
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy no_proxy NO_PROXY
 export LC_ALL=C
 
-declare -A BACKEND_PORT BACKEND_ADDR BACKEND_PID
+declare -A BACKEND_PORT BACKEND_ADDR BACKEND_PID MODEL_PORT MODEL_ADDR MODEL_PID MODEL_LOG
 FG_PIDS=()          # every daemon started, stopped at exit
 FG_GW_PIDS=()       # the gateways among them (checked for crashes)
 FG_USED_PORTS=" "   # ports handed out by pick_port in this test
@@ -244,7 +252,7 @@ fg_cleanup() {
         fi
     done
     if [ -d "${T:-}" ]; then
-        for f in "$T"/gateway*.log; do
+        for f in "$T"/gateway*.log "$T"/model-*.log; do
             [ -f "$f" ] || continue
             if grep -qE 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$f"; then
                 echo "FAIL - sanitizer report in $(basename "$f")"
@@ -431,6 +439,38 @@ start_backend() {
     done
     die "backend $name did not start"
 }
+
+# start_model NAME ARGS...: fleetgate-model --listen 127.0.0.1:PORT ARGS
+# (ARGS name the --model files), stderr to $T/model-NAME.log, ready when it
+# accepts. Sets MODEL_PORT[NAME], MODEL_ADDR[NAME], MODEL_PID[NAME],
+# MODEL_LOG[NAME]. Checked like a gateway: it must not die, must stop on
+# SIGTERM, and its log must hold no sanitizer report.
+start_model() {
+    local name=$1; shift
+    [ -x "$FG_MODEL" ] || die "model server $FG_MODEL is not built"
+    local try port pid log=$T/model-$name.log
+    for try in 1 2 3; do
+        pick_port port
+        "$FG_MODEL" --listen "127.0.0.1:$port" "$@" >"$log" 2>&1 &
+        pid=$!
+        fg_track_pid "$pid"
+        if wait_port "$port" 10 "$pid"; then
+            FG_GW_PIDS+=("$pid")
+            MODEL_PORT[$name]=$port
+            MODEL_ADDR[$name]=127.0.0.1:$port
+            MODEL_PID[$name]=$pid
+            MODEL_LOG[$name]=$log
+            note "model server $name on 127.0.0.1:$port (pid $pid, args: $*)"
+            return 0
+        fi
+        stop_pid "$pid" 1
+        note "model server $name failed to start on port $port (try $try): $(tail -n 3 "$log")"
+    done
+    die "model server $name did not start"
+}
+
+# model_url NAME PATH
+model_url() { echo "http://127.0.0.1:${MODEL_PORT[$1]}$2"; }
 
 # backend_stat NAME FIELD: FIELD of the backend's /stats, asked directly.
 backend_stat() {
