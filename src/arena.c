@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,6 +60,14 @@ void fg_arena_free(struct fg_arena *a)
 {
     free_chain(a->head, NULL);
     fg_arena_init(a);
+}
+
+void *fg_arena_alloc_object(struct fg_arena *a, size_t len)
+{
+    const uintptr_t align = _Alignof(max_align_t);
+    char *p = fg_arena_alloc(a, len + align - 1);
+
+    return p ? (void *)(((uintptr_t)p + align - 1) & ~(align - 1)) : NULL;
 }
 
 char *fg_arena_alloc(struct fg_arena *a, size_t len)

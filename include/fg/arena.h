@@ -22,6 +22,9 @@ void fg_arena_free(struct fg_arena *a);
 /* <len> bytes of uninitialised space, or NULL when out of memory. */
 char *fg_arena_alloc(struct fg_arena *a, size_t len);
 
+/* <len> bytes aligned for any object (max_align_t), or NULL. */
+void *fg_arena_alloc_object(struct fg_arena *a, size_t len);
+
 /* Copies <len> bytes into the arena (no terminator). */
 char *fg_arena_dup(struct fg_arena *a, const char *s, size_t len);
 

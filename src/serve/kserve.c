@@ -668,7 +668,7 @@ static int is_method(struct fg_exchange *x, const char *m)
 static void serve_start(struct fg_exchange *x)
 {
     struct fg_serve *s = serve_of(x);
-    struct req *r = (struct req *)fg_arena_alloc(&x->arena, sizeof(*r));
+    struct req *r = fg_arena_alloc_object(&x->arena, sizeof(*r));
     struct model_ref ref = {0};
     int post;
     uint64_t max = x->worker->cfg->client.max_body_bytes;
