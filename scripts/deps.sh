@@ -4,13 +4,15 @@
 #   scripts/deps.sh test     building + the test suite's real peers
 #   scripts/deps.sh run      building + what the quick start runs
 #   scripts/deps.sh bench    what bench/run and bench/idle run (not the build)
+#   scripts/deps.sh train    what scripts/train-digits.py needs (numpy, sklearn's data)
 # Runs apt-get only when something is missing (as root, or through sudo).
 set -euo pipefail
 
 build_pkgs=(build-essential autoconf automake libtool pkg-config
             libevent-dev libnghttp2-dev libssl-dev libjansson-dev libmaxminddb-dev node-llhttp)
 test_pkgs=(curl nghttp2-client nginx-light haproxy openssl python3 procps)
-run_pkgs=(curl nghttp2-client nginx-light)
+run_pkgs=(curl nghttp2-client)
+train_pkgs=(python3 python3-numpy python3-sklearn)
 bench_pkgs=(haproxy nginx-light nghttp2-client gnuplot-nox openssl python3 procps util-linux)
 
 case "${1:-build}" in
@@ -18,7 +20,8 @@ case "${1:-build}" in
     test)  want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
     run)   want=("${build_pkgs[@]}" "${run_pkgs[@]}") ;;
     bench) want=("${bench_pkgs[@]}") ;;
-    *) echo "usage: $0 build|test|run|bench" >&2; exit 2 ;;
+    train) want=("${train_pkgs[@]}") ;;
+    *) echo "usage: $0 build|test|run|bench|train" >&2; exit 2 ;;
 esac
 
 missing=()
