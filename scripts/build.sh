@@ -8,7 +8,8 @@ dir=${1:-$top/build}
 shift || true
 cd "$top"
 if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt Makefile.in ] \
-   || [ tests/e2e/tests.am -nt Makefile.in ]; then
+   || [ tests/e2e/tests.am -nt Makefile.in ] || [ src/model/model.am -nt Makefile.in ] \
+   || [ src/model/cudnn.am -nt Makefile.in ]; then
     autoreconf -fi >/dev/null
 fi
 mkdir -p "$dir"

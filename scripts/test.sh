@@ -2,7 +2,8 @@
 # The whole test suite, from a fresh Debian 12 machine:
 #   1. installs what is missing (scripts/deps.sh test);
 #   2. builds and runs `make check` (unit + end-to-end tests);
-#   3. builds again with ASan + UBSan (--enable-sanitizers) and runs it again;
+#   3. builds again with ASan + UBSan (--enable-sanitizers --without-cuda) and
+#      runs it again;
 #   4. `make distcheck` (skip with FG_SKIP_DISTCHECK=1).
 # Ends with "N passed, M failed" over every test run; exits non-zero on any failure.
 set -uo pipefail
@@ -43,11 +44,12 @@ run_suite() {   # run_suite NAME BUILD-DIR [CONFIGURE-ARGS...]
 
 run_suite release "$top/build"
 # Sanitizers: ASan keeps freed memory in a quarantine; a small one keeps the
-# RSS bounds of the streaming tests meaningful.
+# RSS bounds of the streaming tests meaningful. CPU only: ASan and the CUDA
+# driver do not mix (docs/gpu.md).
 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:quarantine_size_mb=16:abort_on_error=0} \
 UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
 FG_SANITIZERS=1 \
-    run_suite sanitizers "$top/build-asan" --enable-sanitizers
+    run_suite sanitizers "$top/build-asan" --enable-sanitizers --without-cuda
 
 if [ "${FG_SKIP_DISTCHECK:-0}" != 1 ]; then
     echo "== make distcheck"
