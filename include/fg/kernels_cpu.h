@@ -34,7 +34,7 @@ void fg_k_pad_scale(const float *in, unsigned c, unsigned h, unsigned w, unsigne
 size_t fg_k_conv_plane(unsigned ho, unsigned wp);
 
 /* One image, stride-1 convolution of the padded input xp[c][hp][wp] (from
- * fg_k_pad_scale) with w[oc][c][k][k] plus b[oc], before ReLU. The output
+ * fg_k_pad_scale) with w[oc][c][k][k] plus b[oc], then ReLU. The output
  * keeps the input's row stride: out[o * plane + y * wp + x] for y < ho =
  * hp - k + 1 and x < wo = wp - k + 1, plane = fg_k_conv_plane(ho, wp);
  * columns x >= wo hold values of no meaning. Each value is b[o] plus the
@@ -42,23 +42,25 @@ size_t fg_k_conv_plane(unsigned ho, unsigned wp);
 void fg_k_conv_wide(const float *xp, unsigned c, unsigned hp, unsigned wp, const float *w,
                     const float *b, unsigned oc, unsigned k, float *out);
 
-/* One image: ReLU then max-pool (window and stride pool) of fg_k_conv_wide's
- * output, into out[o][py][px] (py < ho / pool, px < wo / pool), contiguous:
- * the flattened order of the dense layer's input. max(0, max(window)) is
- * the same value as the max of the ReLU'd window. */
-void fg_k_relu_maxpool(const float *in, unsigned oc, size_t plane, unsigned wp, unsigned ho,
-                       unsigned wo, unsigned pool, float *out);
+/* One image: max-pool (window and stride pool) of fg_k_conv_wide's output,
+ * into out[o][py][px] (py < ho / pool, px < wo / pool), contiguous: the
+ * flattened order of the dense layer's input. */
+void fg_k_maxpool(const float *in, unsigned oc, size_t plane, unsigned wp, unsigned ho,
+                  unsigned wo, unsigned pool, float *out);
 
-/* Packs a dense layer w[h][k], b[h] for fg_k_dense: wt[k][hs] (transposed)
- * and bp[hs], hs = fg_k_round(h), zero beyond h. */
+/* Packs a dense layer w[h][k], b[h] for fg_k_dense, hs = fg_k_round(h):
+ * wt (k * hs floats) holds panels of FG_K_CHUNK outputs, each panel k rows
+ * of FG_K_CHUNK weights (w[j][t] goes to wt[(j / FG_K_CHUNK * k + t) *
+ * FG_K_CHUNK + j % FG_K_CHUNK]), so one panel is a contiguous k x 8 block;
+ * bp[hs] is the bias; both zero beyond h. */
 void fg_k_pack_dense(const float *w, const float *b, unsigned h, unsigned k, float *wt,
                      float *bp);
 
 /* A batch of n rows: out[i * hs + j] = bp[j] + sum over t < k, in order, of
- * in[i * in_stride + t] * wt[t * hs + j], then max(0, .) when relu. hs is a
- * multiple of FG_K_CHUNK; wt and bp as fg_k_pack_dense makes them. The
- * batch is worked in blocks of rows so each row of wt, once loaded, serves
- * the whole block. */
+ * in[i * in_stride + t] * w[j][t], then max(0, .) when relu; wt and bp as
+ * fg_k_pack_dense makes them, hs a multiple of FG_K_CHUNK. The batch is
+ * worked in blocks of 16 rows, whose inputs stay in cache while each panel
+ * of weights passes over them, 4 rows at a time in registers. */
 void fg_k_dense(const float *in, size_t in_stride, unsigned n, unsigned k, const float *wt,
                 const float *bp, size_t hs, int relu, float *out);
 

@@ -66,7 +66,7 @@ static void cpu_destroy(struct fg_engine *base)
     free(e);
 }
 
-/* Convolution, ReLU and pooling of image i into its feature row. */
+/* Convolution with ReLU, then pooling, of image i into its feature row. */
 static void features(struct cpu_engine *e, const float *img, unsigned i)
 {
     const struct fg_model *m = e->base.model;
@@ -74,8 +74,8 @@ static void features(struct cpu_engine *e, const float *img, unsigned i)
     fg_k_pad_scale(img, m->in_c, m->in_h, m->in_w, m->pad, m->input_scale, e->xpad);
     fg_k_conv_wide(e->xpad, m->in_c, e->hp, e->wp, m->conv_w, m->conv_b, m->conv_out,
                    m->kernel, e->conv);
-    fg_k_relu_maxpool(e->conv, m->conv_out, e->conv_plane, e->wp, e->ho, e->wo, m->pool,
-                      e->feat + (size_t)i * e->flat);
+    fg_k_maxpool(e->conv, m->conv_out, e->conv_plane, e->wp, e->ho, e->wo, m->pool,
+                 e->feat + (size_t)i * e->flat);
 }
 
 static int cpu_forward(struct fg_engine *base, const float *in, unsigned n, float *out,
