@@ -1173,15 +1173,26 @@ static void test_example(void)
             CHECK_STR(cfg->listeners[0].addr.text, "127.0.0.1:8080");
             CHECK_STR(cfg->listeners[1].addr.text, "[::1]:8080");
         }
-        struct fg_upstream *u = fg_config_upstream(cfg, "models");
+        /* 90/10 between digits v1 and v2, and one upstream per version */
+        struct fg_upstream *u = fg_config_upstream(cfg, "digits");
+        struct fg_upstream *v1 = fg_config_upstream(cfg, "digits-v1");
+        struct fg_upstream *v2 = fg_config_upstream(cfg, "digits-v2");
         if (CHECK(u != NULL) && CHECK_UINT(u->nbackends, 2)) {
-            CHECK_INT(u->balance, FG_BALANCE_LEAST_CONN);
+            CHECK_INT(u->balance, FG_BALANCE_ROUND_ROBIN);
             CHECK_STR(u->backends[0].addr.text, "127.0.0.1:9001");
+            CHECK_UINT(u->backends[0].weight, 9);
             CHECK_STR(u->backends[1].addr.text, "127.0.0.1:9002");
+            CHECK_UINT(u->backends[1].weight, 1);
         }
-        if (CHECK_UINT(cfg->nroutes, 1)) {
-            CHECK_STR(cfg->routes[0].path_prefix, "/");
-            CHECK(cfg->routes[0].upstream == u);
+        CHECK(v1 != NULL && v1->nbackends == 1);
+        CHECK(v2 != NULL && v2->nbackends == 1);
+        if (CHECK_UINT(cfg->nroutes, 3)) {
+            CHECK_STR(cfg->routes[0].path_prefix, "/v2/models/digits/versions/1/");
+            CHECK(cfg->routes[0].upstream == v1);
+            CHECK_STR(cfg->routes[1].path_prefix, "/v2/models/digits/versions/2/");
+            CHECK(cfg->routes[1].upstream == v2);
+            CHECK_STR(cfg->routes[2].path_prefix, "/");
+            CHECK(cfg->routes[2].upstream == u);
         }
     }
     fg_config_free(cfg);
