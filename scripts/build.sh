@@ -14,7 +14,9 @@ if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt Mak
 fi
 mkdir -p "$dir"
 cd "$dir"
-if [ ! -f Makefile ] || [ "$top/configure" -nt config.status ]; then
+# configure again when it changed or when the arguments differ from last time
+if [ ! -f Makefile ] || [ "$top/configure" -nt config.status ] ||
+   [ "$(./config.status --config 2>/dev/null | tr -d "'")" != "$*" ]; then
     "$top/configure" -q "$@"
 fi
 make -j"$(nproc)" >/dev/null
