@@ -114,6 +114,11 @@ int fg_job_submit(struct fg_job *job, struct fg_done_chan *chan)
         rc = -1;
         atomic_fetch_add(&b->stats.rejected_items, job->n);
     } else {
+        /* A runner needs waking only to learn of a first item (it then
+         * waits for that item's deadline by itself) or of a full batch;
+         * waking it for every item of a filling batch would cost a futex
+         * call and a context switch per request. */
+        int wake = b->queued_items == 0 || b->queued_items + job->n >= b->cfg.max_batch;
         job->enqueued_ns = now_ns();
         job->queued = 1;
         job->qnext = NULL;
@@ -124,7 +129,8 @@ int fg_job_submit(struct fg_job *job, struct fg_done_chan *chan)
         b->tail = job;
         b->queued_items += job->n;
         atomic_store(&b->stats.queue_depth, b->queued_items);
-        pthread_cond_signal(&b->cond);
+        if (wake)
+            pthread_cond_signal(&b->cond);
     }
     pthread_mutex_unlock(&b->mu);
     return rc;
