@@ -3,6 +3,7 @@
 # together (the batch-size histogram shows batches of more than one item),
 # each answer is the same as when the image runs alone (batch of one), and a
 # full queue answers 503 at once instead of waiting.
+FG_TEST_TIMEOUT=${FG_TEST_TIMEOUT:-150}
 . "$(dirname "$0")/lib.sh"
 require_cmd curl h2load
 
@@ -90,5 +91,30 @@ assert_eq 1 "$($PY -c "print(int($t2 < $t1 - 0.5))")" "the 503 came back before 
 metrics=$(fcurl "$(model_url slow /metrics)")
 assert_contains "$metrics" 'fleetgate_model_queue_rejected_total{model="digits",version="1"} 4' "rejected items counted"
 assert_contains "$metrics" 'fleetgate_model_requests_total{code="503"} 1' "503 counted"
+
+# 4. clients that go away while their items wait or run: an h2 stream
+# (curl closes the connection, the front resets its streams) releases its
+# job at once, so its waiting items leave the queue; an HTTP/1.1 client's
+# close reads as a half-close while the answer is pending (as HAProxy does
+# without abortonclose), so that job runs to its end. Either way the server
+# keeps serving, the queue drains to 0, and the sanitizer build checks that
+# nothing leaks.
+for args in "--http2-prior-knowledge" ""; do
+    out=$(fcurl $args --max-time 0.5 -o /dev/null -w '%{http_code}' --data-binary "$IMG4" \
+        "$(model_url slow /v2/models/digits/infer)" 2>/dev/null)
+    rc=$?
+    assert_eq "28 000" "$rc $out" "client ${args:-(HTTP/1.1)} gave up after 0.5 s with no answer"
+    if [ -n "$args" ]; then
+        sleep 0.2
+        metrics=$(fcurl "$(model_url slow /metrics)")
+        assert_contains "$metrics" 'fleetgate_model_queue_depth{model="digits",version="1"} 0' \
+            "the h2 client's waiting items left the queue with it"
+    fi
+    sleep 3.2      # what was running finishes
+done
+metrics=$(fcurl "$(model_url slow /metrics)")
+assert_contains "$metrics" 'fleetgate_model_queue_depth{model="digits",version="1"} 0' "queue empty after the clients left"
+st=$(fcurl -o /dev/null -w '%{http_code}' --max-time 10 --data-binary "$IMG4" "$(model_url slow /v2/models/digits/infer)")
+assert_eq 200 "$st" "the server still answers after clients went away"
 
 finish
