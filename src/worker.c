@@ -197,6 +197,7 @@ void fg_worker_free(struct fg_worker *w)
         free(x);
     }
     free(w->h2_framebuf);
+    free(w->h2_nv);
     fg_loop_free(w->loop);              /* after the last stream */
     if (w->stop_ev)
         event_free(w->stop_ev);

@@ -73,6 +73,8 @@ struct fg_worker {
     /* HTTP/2: the frame buffer every nghttp2 session of this worker shares
      * (see h2_front.c), and whether a session is being created right now */
     void *h2_framebuf;
+    void *h2_nv;                        /* nghttp2_nv scratch (h2_front.c nv_room()) */
+    size_t h2_nv_cap;
     int h2_creating;
 };
 

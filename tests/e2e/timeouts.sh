@@ -73,4 +73,49 @@ assert_eq 200 "$code" "gateway still answers after backend failures"
 code=$(fcurl --http2-prior-knowledge -o /dev/null -w '%{http_code}' "$(gw_url /echo)")
 assert_eq 200 "$code" "gateway still answers h2c after backend failures"
 
+# ---- client idle timeout on HTTP/2: with no stream open the connection
+# gets a GOAWAY and is closed after client.idle_timeout_ms; a stream that
+# waits for its answer keeps it open
+pick_port GWP2
+write_config "$T/gw2.json" <<JSON
+{
+  "listeners": [ { "address": "127.0.0.1:$GWP2" } ],
+  "client": { "idle_timeout_ms": 400 },
+  "upstreams": {
+    "main": { "backends": [ { "address": "${BACKEND_ADDR[b1]}" } ], "header_timeout_ms": 1500 }
+  },
+  "routes": [ { "match": { "path_prefix": "/" }, "upstream": "main" } ]
+}
+JSON
+start_gateway "$T/gw2.json"
+out=$(timeout -k 2 10 $PY - "$GWP2" <<'PY'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000"))
+t0 = time.monotonic()
+s.settimeout(5)
+buf = b""
+while True:
+    try:
+        d = s.recv(65536)
+    except socket.timeout:
+        break
+    if not d:
+        break
+    buf += d
+types, i = [], 0
+while i + 9 <= len(buf):
+    types.append(buf[i + 3])
+    i += 9 + int.from_bytes(buf[i:i + 3], "big")
+print(int((time.monotonic() - t0) * 1000), int(7 in types))
+PY
+)
+read -r ms goaway <<<"$out"
+note "idle h2 connection closed after ${ms} ms, GOAWAY seen: $goaway"
+assert_eq 1 "$goaway" "idle h2 connection: GOAWAY before the close"
+assert_ge "${ms:-0}" 350 "idle h2 connection kept for idle_timeout_ms (ms)"
+assert_le "${ms:-99999}" 2000 "idle h2 connection closed soon after idle_timeout_ms (ms)"
+code=$(fcurl --http2-prior-knowledge --max-time 10 -o /dev/null -w '%{http_code}' "$(gw_url /hang | sed "s/:$GWP/:$GWP2/")")
+assert_eq 504 "$code" "a stream waiting 1.5 s for its answer outlives the 0.4 s idle timeout"
+
 finish

@@ -189,6 +189,65 @@ static void test_read_timeout(void)
     event_base_free(base);
 }
 
+/* Clearing a read timeout from inside the read callback (as HTTP/2 does
+ * when a stream opens) must stay cleared when more data comes later:
+ * libevent re-arms a persistent event's last timeout each time it fires
+ * unless the event is re-assigned. */
+struct clear_probe {
+    struct probe p;
+    int cleared;
+};
+
+static void on_read_clear(struct fg_stream *s, void *arg)
+{
+    struct clear_probe *c = arg;
+    struct evbuffer *in = fg_stream_input(s);
+
+    c->p.reads++;
+    evbuffer_drain(in, evbuffer_get_length(in));
+    if (!c->cleared) {
+        fg_stream_set_timeouts(s, 0, 0);
+        c->cleared = 1;
+    }
+}
+
+static void on_event_clear(struct fg_stream *s, short what, void *arg)
+{
+    struct clear_probe *c = arg;
+
+    c->p.events++;
+    c->p.last_event = what;
+}
+
+static void send_later(evutil_socket_t unused, short what, void *arg)
+{
+    CHECK(write(*(int *)arg, "y", 1) == 1);
+}
+
+static void test_timeout_cleared_in_callback(void)
+{
+    struct event_base *base = event_base_new();
+    struct fg_loop *loop = fg_loop_new(base);
+    int fds[2];
+    struct clear_probe c = { .p = { .base = base } };
+    struct timeval later = { 0, 20 * 1000 };
+
+    pair(fds);
+    c.p.s = fg_stream_new(loop, fds[1], NULL);
+    fg_stream_setcb(c.p.s, on_read_clear, NULL, on_event_clear, &c);
+    fg_stream_enable(c.p.s, EV_READ);
+    fg_stream_set_timeouts(c.p.s, 60, 0);
+    CHECK(write(fds[0], "x", 1) == 1);             /* read 1: clears the timeout */
+    event_base_once(base, -1, EV_TIMEOUT, send_later, &fds[0], &later); /* read 2 */
+    run_for(base, 300);
+    CHECK_INT(c.p.reads, 2);
+    CHECK_INT(c.p.events, 0);                       /* no stale 60 ms timeout */
+    fg_stream_free(c.p.s);
+    close(fds[0]);
+    fg_loop_free(loop);
+    event_base_free(base);
+}
+
 static void test_free_inside_callback(void)
 {
     struct event_base *base = event_base_new();
@@ -242,6 +301,7 @@ int main(void)
     UNIT_RUN(test_read_high_pauses_and_resumes);
     UNIT_RUN(test_trigger_and_eof);
     UNIT_RUN(test_read_timeout);
+    UNIT_RUN(test_timeout_cleared_in_callback);
     UNIT_RUN(test_free_inside_callback);
     UNIT_RUN(test_connect_refused);
     return unit_summary();
