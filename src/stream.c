@@ -64,9 +64,9 @@ struct fg_stream {
     fg_stream_event_cb eventcb;
     void *arg;
 
-    struct timeval rtv, wtv;
     unsigned read_ms, write_ms;
     size_t read_high, write_low;
+    unsigned input_cb:1;        /* on_input_change() registered (read_high set) */
 
     short enabled;              /* EV_READ | EV_WRITE wanted by the owner */
     short pending_event;        /* for DO_EVENT */
@@ -156,6 +156,17 @@ static void report(struct fg_stream *s, short what)
     }
 }
 
+/* The timeouts as timevals, made when needed: not stored, an idle
+ * connection is 32 bytes lighter. */
+static const struct timeval *ms_tv(struct timeval *tv, unsigned ms)
+{
+    if (!ms)
+        return NULL;
+    tv->tv_sec = ms / 1000;
+    tv->tv_usec = (ms % 1000) * 1000;
+    return tv;
+}
+
 /* Arms or disarms the read event to match what is wanted now. */
 static void update_read(struct fg_stream *s)
 {
@@ -169,7 +180,8 @@ static void update_read(struct fg_stream *s)
         want = (s->enabled & EV_READ) && !s->connecting && !s->eof && !s->failed &&
                (!s->read_high || evbuffer_get_length(s->in) < s->read_high);
     if (want && !s->rev_added) {
-        event_add(&s->rev, s->read_ms ? &s->rtv : NULL);
+        struct timeval tv;
+        event_add(&s->rev, ms_tv(&tv, s->read_ms));
         s->rev_added = 1;
     } else if (!want && s->rev_added) {
         event_del(&s->rev);
@@ -193,7 +205,10 @@ static void arm_write(struct fg_stream *s)
         }
     }
     /* re-adding restarts the timeout: progress was made */
-    event_add(s->wev, s->write_ms ? &s->wtv : NULL);
+    {
+        struct timeval tv;
+        event_add(s->wev, ms_tv(&tv, s->write_ms));
+    }
     s->wev_added = 1;
 }
 
@@ -376,8 +391,10 @@ static void do_read(struct fg_stream *s)
         report(s, (short)(BEV_EVENT_READING | (r == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR)));
         return;
     }
-    if (s->read_ms && s->rev_added)
-        event_add(&s->rev, &s->rtv);    /* data came: restart the clock */
+    if (s->read_ms && s->rev_added) {
+        struct timeval tv;
+        event_add(&s->rev, ms_tv(&tv, s->read_ms));  /* data came: restart the clock */
+    }
     if (s->readcb) {
         enter(s);
         s->readcb(s, s->arg);
@@ -678,7 +695,6 @@ static struct fg_stream *stream_alloc(struct fg_loop *loop, evutil_socket_t fd)
     s->enabled = EV_WRITE;
     event_assign(&s->rev, base, fd, EV_READ | EV_PERSIST, on_readable, s);
     evbuffer_add_cb(s->out, on_output_change, s);
-    evbuffer_add_cb(s->in, on_input_change, s);
     return s;
 }
 
@@ -789,13 +805,10 @@ void fg_stream_disable(struct fg_stream *s, short what)
 void fg_stream_set_timeouts(struct fg_stream *s, unsigned read_ms, unsigned write_ms)
 {
     unsigned old_read = s->read_ms, old_write = s->write_ms;
+    struct timeval tv;
 
     s->read_ms = read_ms;
     s->write_ms = write_ms;
-    s->rtv.tv_sec = read_ms / 1000;
-    s->rtv.tv_usec = (read_ms % 1000) * 1000;
-    s->wtv.tv_sec = write_ms / 1000;
-    s->wtv.tv_usec = (write_ms % 1000) * 1000;
     /* A new timeout is a timer change only. Clearing one is not: libevent
      * keeps a persistent event's last timeout (ev_io_timeout) through
      * event_del() and event_add(NULL), and re-arms it the next time the
@@ -808,7 +821,7 @@ void fg_stream_set_timeouts(struct fg_stream *s, unsigned read_ms, unsigned writ
         if (s->rev_added)
             event_add(&s->rev, NULL);
     } else if (read_ms && s->rev_added) {
-        event_add(&s->rev, &s->rtv);
+        event_add(&s->rev, ms_tv(&tv, read_ms));
     }
     if (s->wev && !write_ms && old_write) {
         if (s->wev_added)
@@ -817,12 +830,20 @@ void fg_stream_set_timeouts(struct fg_stream *s, unsigned read_ms, unsigned writ
         if (s->wev_added)
             event_add(s->wev, NULL);
     } else if (write_ms && s->wev_added) {
-        event_add(s->wev, &s->wtv);
+        event_add(s->wev, ms_tv(&tv, write_ms));
     }
 }
 
 void fg_stream_set_read_high(struct fg_stream *s, size_t high)
 {
+    /* the input callback resumes reading once the owner drains below the
+     * limit; registered only for streams that have one (an evbuffer
+     * callback entry is ~56 bytes per connection) */
+    if (high && !s->input_cb) {
+        if (!evbuffer_add_cb(s->in, on_input_change, s))
+            return;             /* no memory: no limit rather than a stall */
+        s->input_cb = 1;
+    }
     s->read_high = high;
     update_read(s);
 }

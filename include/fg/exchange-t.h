@@ -41,7 +41,7 @@ struct fg_front_ops {
 /* Facts about the client connection an exchange arrived on. */
 struct fg_client_info {
     const struct fg_handler_ops *handler;  /* the listener's */
-    char addr[64];              /* "127.0.0.1" / "::1": no port (X-Forwarded-For) */
+    char addr[48];              /* "127.0.0.1" / "::1" (INET6_ADDRSTRLEN 46): no port (X-Forwarded-For) */
     unsigned tls:1;
     unsigned h2:1;
 };
