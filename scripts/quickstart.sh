@@ -2,10 +2,9 @@
 # Quick start: installs what is missing, builds, starts two reference
 # backends (fleetgate-model: digits v1 on 127.0.0.1:9001, digits v2 on
 # 127.0.0.1:9002) and runs fleetgate in the foreground with
-# etc/fleetgate.json (127.0.0.1:8080 and [::1]:8080), which sends 90% of the
-# digits traffic to v1 and 10% to v2 (weighted round robin; the traffic
-# policy of issue 5 will make this a sticky A/B split). Ctrl-C stops
-# everything it started.
+# etc/fleetgate.json (127.0.0.1:8080 and [::1]:8080), which splits the digits
+# traffic 90/10 between v1 and v2, sticky on the x-user header (requests
+# without one are drawn at random). Ctrl-C stops everything it started.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -42,9 +41,10 @@ done
 cat <<MSG
 
 fleetgate is starting on 127.0.0.1:8080 and [::1]:8080, in front of two fleetgate-model
-servers: digits v1 on 127.0.0.1:9001 (90% of the traffic) and digits v2 on 127.0.0.1:9002 (10%).
-Classify a handwritten 3 (etc/examples/digit-3.json) from another terminal:
-  curl -s http://127.0.0.1:8080/v2/models/digits/infer -H 'content-type: application/json' \\
+servers: digits v1 on 127.0.0.1:9001 (90% of the traffic) and digits v2 on 127.0.0.1:9002 (10%),
+an A/B split sticky on the x-user header. Classify a handwritten 3 (etc/examples/digit-3.json)
+from another terminal:
+  curl -s http://127.0.0.1:8080/v2/models/digits/infer -H 'x-user: alice' \\
        -d @$top/etc/examples/digit-3.json
 More:
   curl -s http://127.0.0.1:8080/v2/models/digits                 # model metadata

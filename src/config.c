@@ -172,7 +172,15 @@ static int set_upstreams(struct ctx *c, json_t *v, void *base);
 static int set_backends(struct ctx *c, json_t *v, void *base);
 static int set_routes(struct ctx *c, json_t *v, void *base);
 static int set_prefix(struct ctx *c, json_t *v, void *base);
+static int set_exact_path(struct ctx *c, json_t *v, void *base);
+static int set_host(struct ctx *c, json_t *v, void *base);
+static int set_methods(struct ctx *c, json_t *v, void *base);
+static int set_match_headers(struct ctx *c, json_t *v, void *base);
+static int set_match_query(struct ctx *c, json_t *v, void *base);
+static int set_model(struct ctx *c, json_t *v, void *base);
 static int set_route_upstream(struct ctx *c, json_t *v, void *base);
+static int set_split(struct ctx *c, json_t *v, void *base);
+static int find_upstream(struct ctx *c, json_t *v, struct fg_upstream **out);
 
 static const struct field client_fields[] = {
     UINT(struct fg_client_cfg, header_timeout_ms, 1, TIMEOUT_MAX, 10000),
@@ -230,13 +238,21 @@ static const struct field upstream_fields[] = {
 
 /* "match" has no struct of its own: it fills the route. */
 static const struct field match_fields[] = {
-    {.key = "path_prefix", .type = FT_FN, .fn = set_prefix, .flags = F_REQUIRED},
+    {.key = "path_prefix", .type = FT_FN, .fn = set_prefix},
+    {.key = "path", .type = FT_FN, .fn = set_exact_path},
+    {.key = "host", .type = FT_FN, .fn = set_host},
+    {.key = "methods", .type = FT_FN, .fn = set_methods},
+    {.key = "headers", .type = FT_FN, .fn = set_match_headers},
+    {.key = "query", .type = FT_FN, .fn = set_match_query},
+    {.key = "model", .type = FT_FN, .fn = set_model},
     {0},
 };
 
+/* "upstream" or "split": set_routes() checks that exactly one is there. */
 static const struct field route_fields[] = {
     {.key = "match", .type = FT_OBJ, .aux = match_fields, .offset = 0, .flags = F_REQUIRED},
-    {.key = "upstream", .type = FT_FN, .fn = set_route_upstream, .flags = F_REQUIRED},
+    {.key = "upstream", .type = FT_FN, .fn = set_route_upstream},
+    {.key = "split", .type = FT_FN, .fn = set_split},
     {0},
 };
 
@@ -530,8 +546,250 @@ static int set_routes(struct ctx *c, json_t *v, void *base)
             return fail(c, AT_VALUE, "must be an object");
         if (walk(c, e, route_fields, &cfg->routes[i]) < 0)
             return -1;
+        if (!cfg->routes[i].upstream == !cfg->routes[i].split)
+            return fail(c, AT_VALUE, "needs exactly one of \"upstream\" and \"split\"");
+        if (!cfg->routes[i].path_prefix && !cfg->routes[i].path) {
+            if (!(cfg->routes[i].path_prefix = strdup("/")))
+                return oom(c);
+            cfg->routes[i].path_prefix_len = 1;
+        }
         pop(c);
     }
+    return 0;
+}
+
+static int copy_string(struct ctx *c, json_t *v, char **dst, size_t *len)
+{
+    if (!(*dst = strdup(json_string_value(v))))
+        return oom(c);
+    *len = json_string_length(v);
+    return 0;
+}
+
+static int set_exact_path(struct ctx *c, json_t *v, void *base)
+{
+    struct fg_route *r = base;
+    if (!json_is_string(v) || json_string_value(v)[0] != '/' ||
+        strchr(json_string_value(v), '?'))
+        return fail(c, AT_VALUE, "must be a string starting with \"/\", without a query");
+    return copy_string(c, v, &r->path, &r->path_len);
+}
+
+/* RFC 9110 tchar */
+static int is_tchar(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+static int is_token(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!is_tchar((unsigned char)*s))
+            return 0;
+    return 1;
+}
+
+static int set_host(struct ctx *c, json_t *v, void *base)
+{
+    struct fg_route *r = base;
+    const char *h = nonempty_string(v);
+
+    for (const char *p = h; p && *p; p++) {
+        char ch = *p;
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '.' || (ch == '*' && p == h && p[1] == '.')))
+            h = NULL;
+    }
+    if (!h)
+        return fail(c, AT_VALUE, "must be a host name (letters, digits, '-', '.'), "
+                                 "optionally starting with \"*.\"; no port");
+    if (copy_string(c, v, &r->host, &r->host_len) < 0)
+        return -1;
+    for (char *p = r->host; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    return 0;
+}
+
+static int set_methods(struct ctx *c, json_t *v, void *base)
+{
+    struct fg_route *r = base;
+    size_t n = json_is_array(v) ? json_array_size(v) : 0;
+
+    if (n == 0)
+        return fail(c, AT_VALUE, "must be a non-empty array of methods (\"GET\", \"POST\", ...)");
+    if (!(r->methods = calloc(n, sizeof(*r->methods))))
+        return oom(c);
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(v, i);
+        push_index(c, i);
+        if (!json_is_string(e) || !is_token(json_string_value(e)))
+            return fail(c, AT_VALUE, "must be a method name (an HTTP token)");
+        for (const char *p = json_string_value(e); *p; p++)
+            if (*p >= 'a' && *p <= 'z')
+                return fail(c, AT_VALUE, "must be upper case (methods are case-sensitive)");
+        if (!(r->methods[i] = strdup(json_string_value(e))))
+            return oom(c);
+        r->nmethods++;
+        pop(c);
+    }
+    return 0;
+}
+
+/* {"name": "value", ...} into an array; header names must be tokens and are
+ * folded to lower case. */
+static int set_kv(struct ctx *c, json_t *v, struct fg_match_kv **out, unsigned *n, int headers)
+{
+    size_t count = json_is_object(v) ? json_object_size(v) : 0;
+    const char *key;
+    json_t *e;
+
+    if (count == 0)
+        return fail(c, AT_VALUE, "must be a non-empty object of %s", headers ?
+                    "header names to values" : "parameter names to values");
+    if (!(*out = calloc(count, sizeof(**out))))
+        return oom(c);
+    json_object_foreach(v, key, e) {
+        struct fg_match_kv *kv = &(*out)[(*n)++];   /* counted now: freed whatever happens */
+        push_key(c, key);
+        if (headers && !is_token(key))
+            return fail(c, AT_KEY, "is not a header name");
+        if (!headers && !*key)
+            return fail(c, AT_KEY, "must not be empty");
+        if (!json_is_string(e))
+            return fail(c, AT_VALUE, "must be a string");
+        if (!(kv->name = strdup(key)) || copy_string(c, e, &kv->value, &kv->value_len) < 0)
+            return oom(c);
+        kv->name_len = strlen(key);
+        if (headers)
+            for (char *p = kv->name; *p; p++)
+                if (*p >= 'A' && *p <= 'Z')
+                    *p = (char)(*p - 'A' + 'a');
+        pop(c);
+    }
+    return 0;
+}
+
+static int set_match_headers(struct ctx *c, json_t *v, void *base)
+{
+    struct fg_route *r = base;
+    return set_kv(c, v, &r->headers, &r->nheaders, 1);
+}
+
+static int set_match_query(struct ctx *c, json_t *v, void *base)
+{
+    struct fg_route *r = base;
+    return set_kv(c, v, &r->query, &r->nquery, 0);
+}
+
+static int set_model(struct ctx *c, json_t *v, void *base)
+{
+    struct fg_route *r = base;
+    const char *m = nonempty_string(v);
+
+    for (const char *p = m; p && *p; p++)
+        if (*p == '/' || *p == '?' || (unsigned char)*p <= ' ')
+            m = NULL;
+    if (!m)
+        return fail(c, AT_VALUE, "must be a model name (no '/', '?' or spaces)");
+    return copy_string(c, v, &r->model, &r->model_len);
+}
+
+static int set_sticky(struct ctx *c, json_t *v, struct fg_split *sp)
+{
+    json_t *h = json_object_get(v, "header"), *k = json_object_get(v, "cookie");
+
+    if (!json_is_object(v) || json_object_size(v) != 1 || (!h && !k))
+        return fail(c, AT_VALUE, "must be {\"header\": NAME} or {\"cookie\": NAME}");
+    push_key(c, h ? "header" : "cookie");
+    if (!json_is_string(h ? h : k) || !is_token(json_string_value(h ? h : k)))
+        return fail(c, AT_VALUE, "must be a %s name", h ? "header" : "cookie");
+    if (copy_string(c, h ? h : k, &sp->sticky_name, &sp->sticky_name_len) < 0)
+        return -1;
+    sp->sticky = h ? FG_STICKY_HEADER : FG_STICKY_COOKIE;
+    if (h)
+        for (char *p = sp->sticky_name; *p; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p - 'A' + 'a');
+    pop(c);
+    return 0;
+}
+
+static int set_split(struct ctx *c, json_t *v, void *base)
+{
+    struct fg_route *r = base;
+    struct fg_split *sp;
+    json_t *arms = json_object_get(v, "arms"), *sticky = json_object_get(v, "sticky");
+    const char *key;
+    json_t *e;
+    size_t n;
+
+    if (!json_is_object(v))
+        return fail(c, AT_VALUE, "must be an object with \"arms\" (and optionally \"sticky\")");
+    json_object_foreach(v, key, e) {
+        if (strcmp(key, "arms") && strcmp(key, "sticky")) {
+            char *q = fg_json_quote(key);
+            push_key(c, key);
+            fail(c, AT_KEY, "unknown key %s", q ? q : "");
+            free(q);
+            return -1;
+        }
+    }
+    if (!(sp = r->split = calloc(1, sizeof(*sp))))
+        return oom(c);
+    if (sticky) {
+        push_key(c, "sticky");
+        if (set_sticky(c, sticky, sp) < 0)
+            return -1;
+        pop(c);
+    }
+    if (!arms)
+        return fail(c, AT_VALUE, "missing required key \"arms\"");
+    push_key(c, "arms");
+    n = json_is_array(arms) ? json_array_size(arms) : 0;
+    if (n == 0)
+        return fail(c, AT_VALUE, "must be a non-empty array of {\"upstream\": NAME, \"weight\": N}");
+    if (!(sp->arms = calloc(n, sizeof(*sp->arms))))
+        return oom(c);
+    for (size_t i = 0; i < n; i++) {
+        json_t *a = json_array_get(arms, i), *u, *w;
+        push_index(c, i);
+        if (!json_is_object(a))
+            return fail(c, AT_VALUE, "must be an object {\"upstream\": NAME, \"weight\": N}");
+        json_object_foreach(a, key, e) {
+            if (strcmp(key, "upstream") && strcmp(key, "weight")) {
+                char *q = fg_json_quote(key);
+                push_key(c, key);
+                fail(c, AT_KEY, "unknown key %s", q ? q : "");
+                free(q);
+                return -1;
+            }
+        }
+        u = json_object_get(a, "upstream");
+        w = json_object_get(a, "weight");
+        if (!u)
+            return fail(c, AT_VALUE, "missing required key \"upstream\"");
+        if (!w)
+            return fail(c, AT_VALUE, "missing required key \"weight\"");
+        push_key(c, "upstream");
+        if (find_upstream(c, u, &sp->arms[i].upstream) < 0)
+            return -1;
+        pop(c);
+        push_key(c, "weight");
+        if (!json_is_integer(w) || json_integer_value(w) < 0 || json_integer_value(w) > 1000000)
+            return fail(c, AT_VALUE, "must be an integer in 0..1000000");
+        sp->arms[i].weight = (unsigned)json_integer_value(w);
+        sp->total += sp->arms[i].weight;
+        pop(c);
+        sp->narms++;
+        pop(c);
+    }
+    if (sp->total == 0)
+        return fail(c, AT_VALUE, "the weights must not all be 0");
+    pop(c);
     return 0;
 }
 
@@ -548,19 +806,24 @@ static int set_prefix(struct ctx *c, json_t *v, void *base)
     return 0;
 }
 
-static int set_route_upstream(struct ctx *c, json_t *v, void *base)
+static int find_upstream(struct ctx *c, json_t *v, struct fg_upstream **out)
 {
-    struct fg_route *r = base;
     const char *s = nonempty_string(v);
     if (!s)
         return fail(c, AT_VALUE, "must be a non-empty string");
-    if (!(r->upstream = fg_config_upstream(c->cfg, s))) {
+    if (!(*out = fg_config_upstream(c->cfg, s))) {
         char *q = fg_json_quote(s);
         fail(c, AT_VALUE, "upstream %s is not defined", q ? q : "");
         free(q);
         return -1;
     }
     return 0;
+}
+
+static int set_route_upstream(struct ctx *c, json_t *v, void *base)
+{
+    struct fg_route *r = base;
+    return find_upstream(c, v, &r->upstream);
 }
 
 /* ---- files --------------------------------------------------------------- */
@@ -770,8 +1033,31 @@ void fg_config_free(struct fg_config *cfg)
         free(cfg->upstreams[i].backends);
     }
     free(cfg->upstreams);
-    for (unsigned i = 0; i < cfg->nroutes; i++)
-        free(cfg->routes[i].path_prefix);
+    for (unsigned i = 0; i < cfg->nroutes; i++) {
+        struct fg_route *r = &cfg->routes[i];
+        free(r->path_prefix);
+        free(r->path);
+        free(r->host);
+        for (unsigned j = 0; j < r->nmethods; j++)
+            free(r->methods[j]);
+        free(r->methods);
+        for (unsigned j = 0; j < r->nheaders; j++) {
+            free(r->headers[j].name);
+            free(r->headers[j].value);
+        }
+        free(r->headers);
+        for (unsigned j = 0; j < r->nquery; j++) {
+            free(r->query[j].name);
+            free(r->query[j].value);
+        }
+        free(r->query);
+        free(r->model);
+        if (r->split) {
+            free(r->split->sticky_name);
+            free(r->split->arms);
+            free(r->split);
+        }
+    }
     free(cfg->routes);
     free(cfg->path);
     free(cfg);

@@ -235,13 +235,13 @@ void fg_proxy_start(struct fg_exchange *x)
 
     pthread_once(&settings_once, init_settings);
     x->state = FG_X_UPSTREAM;
-    route = fg_route_match(cfg, x->path, x->path_len);
+    route = fg_route_match(cfg, x);
     if (!route) {
         fg_exchange_reply_error(x, 404, "no_route", "no route matches this request");
         return;
     }
     x->route = route;
-    x->upstream = route->upstream;
+    x->upstream = fg_route_upstream(route, x, &x->worker->rng);
     if (cfg->client.max_body_bytes && x->req_content_length >= 0 &&
         (uint64_t)x->req_content_length > cfg->client.max_body_bytes) {
         fg_exchange_reply_error(x, 413, "body_too_large", "request body exceeds max_body_bytes");

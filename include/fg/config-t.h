@@ -76,10 +76,55 @@ struct fg_upstream {
     unsigned max_response_header_bytes; /* default 32768 -> 502 */
 };
 
-struct fg_route {
-    char *path_prefix;              /* "match": { "path_prefix": "/..." } */
-    size_t path_prefix_len;
+/* A name and a value a request must carry (header, query parameter). */
+struct fg_match_kv {
+    char *name;                     /* headers: lower case */
+    char *value;
+    size_t name_len, value_len;
+};
+
+enum fg_sticky {
+    FG_STICKY_NONE = 0,             /* every request on its own */
+    FG_STICKY_HEADER,               /* the value of a request header */
+    FG_STICKY_COOKIE,               /* the value of a cookie */
+};
+
+struct fg_split_arm {
     struct fg_upstream *upstream;
+    unsigned weight;                /* 0..1000000; 0 = takes nothing */
+};
+
+/* "split": weighted arms; with a sticky identity, its hash picks the arm, so
+ * one identity always lands in the same arm on every gateway that has the
+ * same arms (route.c). */
+struct fg_split {
+    enum fg_sticky sticky;
+    char *sticky_name;              /* header name (lower case) or cookie name */
+    size_t sticky_name_len;
+    struct fg_split_arm *arms;
+    unsigned narms;
+    uint64_t total;                 /* sum of the weights, > 0 */
+};
+
+struct fg_route {
+    /* "match": every condition present must hold */
+    char *path_prefix;              /* "path_prefix"; "/" when neither it nor "path" is set */
+    size_t path_prefix_len;
+    char *path;                     /* "path": exact, query excluded */
+    size_t path_len;
+    char *host;                     /* lower case, no port; "*.example.com" matches subdomains */
+    size_t host_len;
+    char **methods;                 /* "methods": upper-case tokens */
+    unsigned nmethods;
+    struct fg_match_kv *headers;    /* "headers": {"name": "exact value"} */
+    unsigned nheaders;
+    struct fg_match_kv *query;      /* "query": {"param": "exact value"}, percent-decoded */
+    unsigned nquery;
+    char *model;                    /* "model": the NAME of /v2/models/NAME[/...] */
+    size_t model_len;
+    /* where it goes: exactly one of the two */
+    struct fg_upstream *upstream;
+    struct fg_split *split;
 };
 
 struct fg_config {

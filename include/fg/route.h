@@ -1,13 +1,30 @@
+/* Routing: which route a request takes, and for a split route, which arm.
+ * Worker thread only; reads the configuration snapshot and the exchange. */
 #ifndef FG_ROUTE_H
 #define FG_ROUTE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "fg/config-t.h"
 
-/* The first route of <cfg> whose match accepts <path> (origin-form target,
- * query included), or NULL. The query is not part of the prefix match. */
-const struct fg_route *fg_route_match(const struct fg_config *cfg, const char *path,
-                                      size_t path_len);
+struct fg_exchange;
+struct fg_rng;
+
+/* The first route of <cfg> whose every match condition holds for the
+ * request head in <x> (path, host, method, headers, query, model), or NULL. */
+const struct fg_route *fg_route_match(const struct fg_config *cfg, const struct fg_exchange *x);
+
+/* The upstream <r> sends <x> to: its own, or a split arm. A sticky split
+ * hashes the identity (header or cookie value) onto the weights; without one
+ * (no sticky key configured, or the request does not carry it) the arm is
+ * drawn at random with the weights. */
+struct fg_upstream *fg_route_upstream(const struct fg_route *r, const struct fg_exchange *x,
+                                      struct fg_rng *rng);
+
+/* Exposed for tests: the arm index a 64-bit identity hash falls in, and the
+ * hash of an identity. */
+unsigned fg_split_arm_of(const struct fg_split *sp, uint64_t hash);
+uint64_t fg_split_hash(const char *s, size_t len);
 
 #endif

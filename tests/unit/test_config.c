@@ -640,8 +640,8 @@ static void test_unknown_keys(void)
                 "t.json:1:65: $.upstreams.m.backends[0].wieght: unknown key \"wieght\"");
     CHECK_ERROR(RT("{\"match\": {\"path_prefix\": \"/\"}, \"upstream\": \"m\", \"rewrite\": 1}"),
                 "t.json:1:62: $.routes[0].rewrite: unknown key \"rewrite\"");
-    CHECK_ERROR(MATCH("{\"path_prefix\": \"/\", \"host\": \"x\"}"),
-                "t.json:1:44: $.routes[0].match.host: unknown key \"host\"");
+    CHECK_ERROR(MATCH("{\"path_prefix\": \"/\", \"hots\": \"x\"}"),
+                "t.json:1:44: $.routes[0].match.hots: unknown key \"hots\"");
     /* Unknown keys are reported before anything else wrong in the object. */
     CHECK_ERROR(LST("{\"backlog\": 0, \"x\": 1}"),
                 "t.json:1:31: $.listeners[0].x: unknown key \"x\"");
@@ -664,8 +664,102 @@ static void test_missing_keys(void)
     CHECK_ERROR(RT("{\"upstream\": \"m\"}"),
                 "t.json:1:13: $.routes[0]: missing required key \"match\"");
     CHECK_ERROR(RT("{\"match\": {\"path_prefix\": \"/\"}}"),
-                "t.json:1:13: $.routes[0]: missing required key \"upstream\"");
-    CHECK_ERROR(MATCH("{}"), "t.json:1:23: $.routes[0].match: missing required key \"path_prefix\"");
+                "t.json:1:13: $.routes[0]: needs exactly one of \"upstream\" and \"split\"");
+}
+
+/* Route match conditions and splits: what loads, and every refusal. */
+static void test_routing_keys(void)
+{
+    char *err = NULL;
+    struct fg_config *cfg = parse(
+        "{\"listeners\": [{\"address\": \"127.0.0.1:8080\"}],\n"
+        " \"upstreams\": {\"a\": {\"backends\": [{\"address\": \"127.0.0.1:9001\"}]},\n"
+        "               \"b\": {\"backends\": [{\"address\": \"127.0.0.1:9002\"}]}},\n"
+        " \"routes\": [\n"
+        "  {\"match\": {\"path\": \"/exact\", \"host\": \"*.Example.com\", \"methods\": [\"GET\", \"POST\"],\n"
+        "             \"headers\": {\"X-Tenant\": \"t1\"}, \"query\": {\"debug\": \"1\"}}, \"upstream\": \"a\"},\n"
+        "  {\"match\": {\"model\": \"digits\"},\n"
+        "   \"split\": {\"sticky\": {\"header\": \"X-User\"},\n"
+        "             \"arms\": [{\"upstream\": \"a\", \"weight\": 90}, {\"upstream\": \"b\", \"weight\": 10}]}},\n"
+        "  {\"match\": {}, \"split\": {\"sticky\": {\"cookie\": \"uid\"},\n"
+        "   \"arms\": [{\"upstream\": \"a\", \"weight\": 0}, {\"upstream\": \"b\", \"weight\": 1}]}},\n"
+        "  {\"match\": {}, \"split\": {\"arms\": [{\"upstream\": \"b\", \"weight\": 3}]}}]}\n",
+        "t.json", &err);
+    CHECK_STR(err, NULL);
+    if (CHECK(cfg != NULL) && CHECK_UINT(cfg->nroutes, 4)) {
+        const struct fg_route *r = &cfg->routes[0];
+        CHECK_STR(r->path, "/exact");
+        CHECK(r->path_prefix == NULL);
+        CHECK_STR(r->host, "*.example.com");
+        if (CHECK_UINT(r->nmethods, 2))
+            CHECK_STR(r->methods[1], "POST");
+        if (CHECK_UINT(r->nheaders, 1)) {
+            CHECK_STR(r->headers[0].name, "x-tenant");
+            CHECK_STR(r->headers[0].value, "t1");
+        }
+        if (CHECK_UINT(r->nquery, 1))
+            CHECK_STR(r->query[0].name, "debug");
+        CHECK(r->upstream == fg_config_upstream(cfg, "a") && r->split == NULL);
+        r = &cfg->routes[1];
+        CHECK_STR(r->model, "digits");
+        CHECK_STR(r->path_prefix, "/");
+        if (CHECK(r->split != NULL) && CHECK_UINT(r->split->narms, 2)) {
+            CHECK_INT(r->split->sticky, FG_STICKY_HEADER);
+            CHECK_STR(r->split->sticky_name, "x-user");
+            CHECK_UINT(r->split->arms[0].weight, 90);
+            CHECK(r->split->arms[1].upstream == fg_config_upstream(cfg, "b"));
+            CHECK(r->split->total == 100);
+        }
+        CHECK(cfg->routes[2].split && cfg->routes[2].split->sticky == FG_STICKY_COOKIE);
+        CHECK(cfg->routes[3].split && cfg->routes[3].split->sticky == FG_STICKY_NONE);
+    }
+    fg_config_free(cfg);
+    free(err);
+
+    CHECK_ERROR(MATCH("{\"path\": \"x\"}"),
+                "t.json:1:32: $.routes[0].match.path: must be a string starting with \"/\", without a query");
+    CHECK_ERROR(MATCH("{\"path\": \"/a?b\"}"),
+                "t.json:1:32: $.routes[0].match.path: must be a string starting with \"/\", without a query");
+    CHECK_ERROR(MATCH("{\"host\": \"a b\"}"),
+                "t.json:1:32: $.routes[0].match.host: must be a host name (letters, digits, '-', '.'), "
+                "optionally starting with \"*.\"; no port");
+    CHECK_ERROR(MATCH("{\"host\": \"a.com:80\"}"),
+                "t.json:1:32: $.routes[0].match.host: must be a host name (letters, digits, '-', '.'), "
+                "optionally starting with \"*.\"; no port");
+    CHECK_ERROR(MATCH("{\"methods\": []}"),
+                "t.json:1:35: $.routes[0].match.methods: must be a non-empty array of methods (\"GET\", \"POST\", ...)");
+    CHECK_ERROR(MATCH("{\"methods\": [\"get\"]}"),
+                "t.json:1:36: $.routes[0].match.methods[0]: must be upper case (methods are case-sensitive)");
+    CHECK_ERROR(MATCH("{\"methods\": [\"G T\"]}"),
+                "t.json:1:36: $.routes[0].match.methods[0]: must be a method name (an HTTP token)");
+    CHECK_ERROR(MATCH("{\"headers\": {\"a b\": \"x\"}}"),
+                "t.json:1:36: $.routes[0].match.headers[\"a b\"]: is not a header name");
+    CHECK_ERROR(MATCH("{\"headers\": {\"x\": 1}}"),
+                "t.json:1:41: $.routes[0].match.headers.x: must be a string");
+    CHECK_ERROR(MATCH("{\"query\": {}}"),
+                "t.json:1:33: $.routes[0].match.query: must be a non-empty object of parameter names to values");
+    CHECK_ERROR(MATCH("{\"model\": \"a/b\"}"),
+                "t.json:1:33: $.routes[0].match.model: must be a model name (no '/', '?' or spaces)");
+    CHECK_ERROR(RT("{\"match\": {}, \"upstream\": \"m\", \"split\": {\"arms\": [{\"upstream\": \"m\", \"weight\": 1}]}}"),
+                "t.json:1:13: $.routes[0]: needs exactly one of \"upstream\" and \"split\"");
+    CHECK_ERROR(RT("{\"match\": {}, \"split\": {}}"),
+                "t.json:1:36: $.routes[0].split: missing required key \"arms\"");
+    CHECK_ERROR(RT("{\"match\": {}, \"split\": {\"arms\": []}}"),
+                "t.json:1:45: $.routes[0].split.arms: must be a non-empty array of {\"upstream\": NAME, \"weight\": N}");
+    CHECK_ERROR(RT("{\"match\": {}, \"split\": {\"arms\": [{\"upstream\": \"zz\", \"weight\": 1}]}}"),
+                "t.json:1:59: $.routes[0].split.arms[0].upstream: upstream \"zz\" is not defined");
+    CHECK_ERROR(RT("{\"match\": {}, \"split\": {\"arms\": [{\"upstream\": \"m\", \"weight\": -1}]}}"),
+                "t.json:1:74: $.routes[0].split.arms[0].weight: must be an integer in 0..1000000");
+    CHECK_ERROR(RT("{\"match\": {}, \"split\": {\"arms\": [{\"upstream\": \"m\", \"weight\": 0}]}}"),
+                "t.json:1:45: $.routes[0].split.arms: the weights must not all be 0");
+    CHECK_ERROR(RT("{\"match\": {}, \"split\": {\"arms\": [{\"upstream\": \"m\"}]}}"),
+                "t.json:1:46: $.routes[0].split.arms[0]: missing required key \"weight\"");
+    CHECK_ERROR(RT("{\"match\": {}, \"split\": {\"arms\": [{\"upstream\": \"m\", \"weight\": 1, \"x\": 1}]}}"),
+                "t.json:1:77: $.routes[0].split.arms[0].x: unknown key \"x\"");
+    CHECK_ERROR(RT("{\"match\": {}, \"split\": {\"sticky\": {\"ip\": 1}, \"arms\": [{\"upstream\": \"m\", \"weight\": 1}]}}"),
+                "t.json:1:47: $.routes[0].split.sticky: must be {\"header\": NAME} or {\"cookie\": NAME}");
+    CHECK_ERROR(RT("{\"match\": {}, \"split\": {\"stiky\": 1, \"arms\": []}}"),
+                "t.json:1:37: $.routes[0].split.stiky: unknown key \"stiky\"");
 }
 
 static void test_workers_errors(void)
@@ -1173,26 +1267,24 @@ static void test_example(void)
             CHECK_STR(cfg->listeners[0].addr.text, "127.0.0.1:8080");
             CHECK_STR(cfg->listeners[1].addr.text, "[::1]:8080");
         }
-        /* 90/10 between digits v1 and v2, and one upstream per version */
-        struct fg_upstream *u = fg_config_upstream(cfg, "digits");
+        /* one upstream per version; the model's traffic split 90/10, sticky
+         * on x-user */
         struct fg_upstream *v1 = fg_config_upstream(cfg, "digits-v1");
         struct fg_upstream *v2 = fg_config_upstream(cfg, "digits-v2");
-        if (CHECK(u != NULL) && CHECK_UINT(u->nbackends, 2)) {
-            CHECK_INT(u->balance, FG_BALANCE_ROUND_ROBIN);
-            CHECK_STR(u->backends[0].addr.text, "127.0.0.1:9001");
-            CHECK_UINT(u->backends[0].weight, 9);
-            CHECK_STR(u->backends[1].addr.text, "127.0.0.1:9002");
-            CHECK_UINT(u->backends[1].weight, 1);
-        }
-        CHECK(v1 != NULL && v1->nbackends == 1);
-        CHECK(v2 != NULL && v2->nbackends == 1);
-        if (CHECK_UINT(cfg->nroutes, 3)) {
+        CHECK(v1 != NULL && v1->nbackends == 1 && !strcmp(v1->backends[0].addr.text, "127.0.0.1:9001"));
+        CHECK(v2 != NULL && v2->nbackends == 1 && !strcmp(v2->backends[0].addr.text, "127.0.0.1:9002"));
+        if (CHECK_UINT(cfg->nroutes, 4)) {
+            const struct fg_split *sp = cfg->routes[2].split;
             CHECK_STR(cfg->routes[0].path_prefix, "/v2/models/digits/versions/1/");
             CHECK(cfg->routes[0].upstream == v1);
-            CHECK_STR(cfg->routes[1].path_prefix, "/v2/models/digits/versions/2/");
             CHECK(cfg->routes[1].upstream == v2);
-            CHECK_STR(cfg->routes[2].path_prefix, "/");
-            CHECK(cfg->routes[2].upstream == u);
+            CHECK_STR(cfg->routes[2].model, "digits");
+            if (CHECK(sp != NULL) && CHECK_UINT(sp->narms, 2)) {
+                CHECK_STR(sp->sticky_name, "x-user");
+                CHECK(sp->arms[0].upstream == v1 && sp->arms[0].weight == 90);
+                CHECK(sp->arms[1].upstream == v2 && sp->arms[1].weight == 10);
+            }
+            CHECK(cfg->routes[3].upstream == v1);
         }
     }
     fg_config_free(cfg);
@@ -1262,6 +1354,7 @@ int main(void)
     UNIT_RUN(test_duplicate_keys);
     UNIT_RUN(test_unknown_keys);
     UNIT_RUN(test_missing_keys);
+    UNIT_RUN(test_routing_keys);
     UNIT_RUN(test_workers_errors);
     UNIT_RUN(test_type_errors);
     UNIT_RUN(test_int_ranges);

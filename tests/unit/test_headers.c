@@ -8,7 +8,6 @@
 #include "fg/arena.h"
 #include "fg/headers.h"
 #include "fg/request_id.h"
-#include "fg/route.h"
 #include "unit.h"
 
 static void add(struct fg_headers *h, const char *n, const char *v)
@@ -116,30 +115,11 @@ static void test_request_id(void)
                   "id char %d is %c", i, a[i]);
 }
 
-static void test_route_match(void)
-{
-    struct fg_upstream up[2] = { { .name = (char *)"a" }, { .name = (char *)"b" } };
-    struct fg_route routes[] = {
-        { .path_prefix = (char *)"/v2/models/digits", .path_prefix_len = 17, .upstream = &up[0] },
-        { .path_prefix = (char *)"/", .path_prefix_len = 1, .upstream = &up[1] },
-    };
-    struct fg_config cfg = { .routes = routes, .nroutes = 2 };
-    struct fg_config only = { .routes = routes, .nroutes = 1 };
-
-    CHECK(fg_route_match(&cfg, "/v2/models/digits/infer", 23) == &routes[0]);
-    CHECK(fg_route_match(&cfg, "/v2/models/other", 16) == &routes[1]);
-    /* the query is not part of the path */
-    CHECK(fg_route_match(&only, "/v2?/models/digits", 18) == NULL);
-    CHECK(fg_route_match(&only, "/v2/models/digits?x=1", 21) == &routes[0]);
-    CHECK(fg_route_match(&only, "/v2/models/dig", 14) == NULL);
-}
-
 int main(void)
 {
     UNIT_RUN(test_classify);
     UNIT_RUN(test_tokens);
     UNIT_RUN(test_arena);
     UNIT_RUN(test_request_id);
-    UNIT_RUN(test_route_match);
     return unit_summary();
 }

@@ -1,0 +1,108 @@
+#!/bin/bash
+# Routes match on path (exact and prefix), host, method, headers, query
+# parameters and the model of a KServe v2 path; splits send a sticky identity
+# (header or cookie) to the same arm on every gateway with the same config,
+# in proportion to the weights, and moving 90/10 to 80/20 moves only ~10% of
+# identities, all from the first arm to the second. Over HTTP/1.1 and h2c.
+. "$(dirname "$0")/lib.sh"
+require_cmd curl
+
+start_backend b1
+start_backend b2
+routes() {  # routes WEIGHT_A WEIGHT_B
+    cat <<JSON
+  "upstreams": {
+    "a": { "backends": [ { "address": "${BACKEND_ADDR[b1]}" } ] },
+    "b": { "backends": [ { "address": "${BACKEND_ADDR[b2]}" } ] }
+  },
+  "routes": [
+    { "match": { "path": "/exact" }, "upstream": "b" },
+    { "match": { "host": "*.example.com" }, "upstream": "b" },
+    { "match": { "path_prefix": "/post/", "methods": ["POST", "PUT"] }, "upstream": "b" },
+    { "match": { "headers": { "X-Tenant": "t2" } }, "upstream": "b" },
+    { "match": { "query": { "arm": "b b" } }, "upstream": "b" },
+    { "match": { "model": "digits2" }, "upstream": "b" },
+    { "match": { "path_prefix": "/split" },
+      "split": { "sticky": { "header": "x-user" },
+                 "arms": [ { "upstream": "a", "weight": $1 }, { "upstream": "b", "weight": $2 } ] } },
+    { "match": { "path_prefix": "/cookie" },
+      "split": { "sticky": { "cookie": "uid" },
+                 "arms": [ { "upstream": "a", "weight": $1 }, { "upstream": "b", "weight": $2 } ] } },
+    { "match": { "path_prefix": "/random" },
+      "split": { "arms": [ { "upstream": "a", "weight": 3 }, { "upstream": "b", "weight": 1 } ] } },
+    { "match": { "path_prefix": "/d/" }, "upstream": "a" }
+  ]
+JSON
+}
+pick_port P1
+pick_port P2
+pick_port P3
+printf '{ "listeners": [ { "address": "127.0.0.1:%s" } ],\n%s\n}\n' "$P1" "$(routes 90 10)" | write_config "$T/g1.json"
+printf '{ "listeners": [ { "address": "127.0.0.1:%s" } ],\n%s\n}\n' "$P2" "$(routes 90 10)" | write_config "$T/g2.json"
+printf '{ "listeners": [ { "address": "127.0.0.1:%s" } ],\n%s\n}\n' "$P3" "$(routes 80 20)" | write_config "$T/g3.json"
+start_gateway "$T/g3.json"
+start_gateway "$T/g2.json"
+start_gateway "$T/g1.json"
+
+arm() {  # arm CURL-ARGS... : which backend answered
+    fcurl -o /dev/null -D "$T/h" "$@" >/dev/null 2>&1
+    header_value "$T/h" x-backend
+}
+for v in --http1.1 --http2-prior-knowledge; do
+    assert_eq b2 "$(arm $v "$(gw_url /exact)")" "$v exact path"
+    assert_eq b2 "$(arm $v "$(gw_url '/exact?x=1')")" "$v exact path, query ignored"
+    assert_eq b1 "$(arm $v "$(gw_url /d/exact)")" "$v other path"
+    assert_eq b2 "$(arm $v -H 'Host: api.Example.com:8080' "$(gw_url /d/x)")" "$v host wildcard"
+    assert_eq b1 "$(arm $v -H 'Host: example.com' "$(gw_url /d/x)")" "$v bare host is not a subdomain"
+    assert_eq b2 "$(arm $v -X POST -d x "$(gw_url /post/a)")" "$v POST"
+    assert_eq 404 "$(fcurl $v -o /dev/null -w '%{http_code}' "$(gw_url /post/a)")" "$v GET on a POST-only route: no route"
+    assert_eq b2 "$(arm $v -H 'x-tenant: t2' "$(gw_url /d/x)")" "$v header"
+    assert_eq b1 "$(arm $v -H 'x-tenant: t1' "$(gw_url /d/x)")" "$v other header value"
+    assert_eq b2 "$(arm $v "$(gw_url '/d/x?a=1&arm=b%20b')")" "$v query parameter (decoded)"
+    assert_eq b2 "$(arm $v -X POST -d '{}' "$(gw_url /v2/models/digits2/infer)")" "$v model from the path"
+    code=$(fcurl $v -o "$T/b" -w '%{http_code}' "$(gw_url /v2/models/digits/infer)")
+    assert_eq 404 "$code" "$v no route matches"
+    assert_error_json "$(cat "$T/b")" 404 no_route "$v 404"
+done
+
+# sticky splits: 400 identities against three gateways (two 90/10, one 80/20)
+timeout -k 2 60 $PY - "$P1" "$P2" "$P3" >"$T/split.json" <<'PY'
+import http.client, json, random, sys
+p1, p2, p3 = (int(x) for x in sys.argv[1:4])
+conns = {p: http.client.HTTPConnection("127.0.0.1", p, timeout=10) for p in (p1, p2, p3)}
+def arm(port, path, headers):
+    c = conns[port]
+    c.request("GET", path, headers=headers)
+    r = c.getresponse()
+    r.read()
+    return r.getheader("x-backend")
+out = {"n": 400, "sticky_same": 0, "instances_same": 0, "b90": 0, "b80": 0, "moved_ab": 0,
+       "moved_ba": 0, "cookie_same": 0, "random_b": 0}
+for i in range(400):
+    h = {"x-user": "user-%d" % i}
+    a1, a1b, a2, a3 = arm(p1, "/split", h), arm(p1, "/split", h), arm(p2, "/split", h), arm(p3, "/split", h)
+    out["sticky_same"] += a1 == a1b
+    out["instances_same"] += a1 == a2
+    out["b90"] += a1 == "b2"
+    out["b80"] += a3 == "b2"
+    out["moved_ab"] += a1 == "b1" and a3 == "b2"
+    out["moved_ba"] += a1 == "b2" and a3 == "b1"
+    ck = {"cookie": "theme=dark; uid=user-%d" % i}
+    out["cookie_same"] += arm(p1, "/cookie", ck) == a1     # same identity, same weights
+    out["random_b"] += arm(p1, "/random", {}) == "b2"
+print(json.dumps(out))
+PY
+R=$(cat "$T/split.json")
+note "splits: $R"
+assert_json "$R" sticky_same 400 "the same identity twice: the same arm"
+assert_json "$R" instances_same 400 "two gateways with the same config: the same arm"
+assert_json "$R" cookie_same 400 "a cookie identity lands where the same header identity does"
+assert_ge "$(json_get "$R" b90)" 16 "90/10: identities in b (>= 4%)"
+assert_le "$(json_get "$R" b90)" 72 "90/10: identities in b (<= 18%)"
+assert_ge "$(json_get "$R" moved_ab)" 20 "90/10 -> 80/20 moves identities from a to b (>= 5%)"
+assert_le "$(json_get "$R" moved_ab)" 64 "90/10 -> 80/20 moves identities from a to b (<= 16%)"
+assert_json "$R" moved_ba 0 "90/10 -> 80/20 moves none from b to a"
+assert_ge "$(json_get "$R" random_b)" 60 "no identity: 3:1 at random, b (>= 15%)"
+assert_le "$(json_get "$R" random_b)" 140 "no identity: 3:1 at random, b (<= 35%)"
+
+finish

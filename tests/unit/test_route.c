@@ -1,0 +1,208 @@
+/* Route matching on a request head and split arms: sticky, proportional,
+ * and minimal movement when weights change. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fg/config.h"
+#include "fg/exchange.h"
+#include "fg/headers.h"
+#include "fg/request_id.h"
+#include "fg/route.h"
+#include "unit.h"
+
+static struct fg_config *load(const char *text)
+{
+    char *err = NULL;
+    struct fg_config *cfg = fg_config_parse(text, strlen(text), "t.json", &err);
+    if (!cfg)
+        fprintf(stderr, "config: %s\n", err ? err : "?");
+    free(err);
+    return cfg;
+}
+
+/* A request head in <x>: method, target, authority, then name/value pairs. */
+static void head(struct fg_exchange *x, const char *method, const char *path, const char *host,
+                 const char *const *hdrs)
+{
+    fg_exchange_reset(x);
+    x->method = (char *)method;
+    x->method_len = (uint32_t)strlen(method);
+    x->path = (char *)path;
+    x->path_len = (uint32_t)strlen(path);
+    x->authority = (char *)host;
+    x->authority_len = host ? (uint32_t)strlen(host) : 0;
+    for (; hdrs && hdrs[0]; hdrs += 2)
+        fg_headers_add(&x->req_headers, (char *)hdrs[0], strlen(hdrs[0]), (char *)hdrs[1],
+                       strlen(hdrs[1]));
+}
+
+static const char *routed(const struct fg_config *cfg, struct fg_exchange *x)
+{
+    const struct fg_route *r = fg_route_match(cfg, x);
+    return r ? r->upstream->name : "none";
+}
+
+static void test_matching(void)
+{
+    struct fg_config *cfg = load(
+        "{\"listeners\": [{\"address\": \"127.0.0.1:8080\"}],"
+        " \"upstreams\": {\"exact\": {\"backends\": [{\"address\": \"127.0.0.1:9001\"}]},"
+        "  \"host\": {\"backends\": [{\"address\": \"127.0.0.1:9001\"}]},"
+        "  \"post\": {\"backends\": [{\"address\": \"127.0.0.1:9001\"}]},"
+        "  \"hdr\": {\"backends\": [{\"address\": \"127.0.0.1:9001\"}]},"
+        "  \"query\": {\"backends\": [{\"address\": \"127.0.0.1:9001\"}]},"
+        "  \"model\": {\"backends\": [{\"address\": \"127.0.0.1:9001\"}]},"
+        "  \"rest\": {\"backends\": [{\"address\": \"127.0.0.1:9001\"}]}},"
+        " \"routes\": ["
+        "  {\"match\": {\"path\": \"/exact\"}, \"upstream\": \"exact\"},"
+        "  {\"match\": {\"host\": \"*.example.com\"}, \"upstream\": \"host\"},"
+        "  {\"match\": {\"path_prefix\": \"/api/\", \"methods\": [\"POST\"]}, \"upstream\": \"post\"},"
+        "  {\"match\": {\"headers\": {\"x-tenant\": \"t1\"}}, \"upstream\": \"hdr\"},"
+        "  {\"match\": {\"query\": {\"arm\": \"b c\"}}, \"upstream\": \"query\"},"
+        "  {\"match\": {\"model\": \"digits\"}, \"upstream\": \"model\"},"
+        "  {\"match\": {\"path_prefix\": \"/pre/fix\"}, \"upstream\": \"exact\"},"
+        "  {\"match\": {}, \"upstream\": \"rest\"}]}");
+    struct fg_exchange x;
+    static const char *const tenant[] = {"x-tenant", "t1", NULL};
+    static const char *const other[] = {"x-tenant", "t2", "x-other", "t1", NULL};
+
+    if (!CHECK(cfg != NULL))
+        return;
+    fg_exchange_init(&x, NULL);
+    head(&x, "GET", "/exact", "a", NULL);
+    CHECK_STR(routed(cfg, &x), "exact");
+    head(&x, "GET", "/exact?q=1", "a", NULL);
+    CHECK_STR(routed(cfg, &x), "exact");
+    head(&x, "GET", "/exact/more", "a", NULL);
+    CHECK_STR(routed(cfg, &x), "rest");
+    head(&x, "GET", "/", "api.Example.COM:8080", NULL);
+    CHECK_STR(routed(cfg, &x), "host");
+    head(&x, "GET", "/", "example.com", NULL);           /* the bare suffix is not a subdomain */
+    CHECK_STR(routed(cfg, &x), "rest");
+    head(&x, "GET", "/", "badexample.com", NULL);
+    CHECK_STR(routed(cfg, &x), "rest");
+    head(&x, "POST", "/api/x", "a", NULL);
+    CHECK_STR(routed(cfg, &x), "post");
+    head(&x, "GET", "/api/x", "a", NULL);
+    CHECK_STR(routed(cfg, &x), "rest");
+    head(&x, "GET", "/", "a", tenant);
+    CHECK_STR(routed(cfg, &x), "hdr");
+    head(&x, "GET", "/", "a", other);
+    CHECK_STR(routed(cfg, &x), "rest");
+    head(&x, "GET", "/?x=1&arm=b%20c", "a", NULL);
+    CHECK_STR(routed(cfg, &x), "query");
+    head(&x, "GET", "/?arm=b+c", "a", NULL);
+    CHECK_STR(routed(cfg, &x), "query");
+    head(&x, "GET", "/?arm=b", "a", NULL);
+    CHECK_STR(routed(cfg, &x), "rest");
+    head(&x, "POST", "/v2/models/digits/infer", "a", NULL);
+    CHECK_STR(routed(cfg, &x), "model");
+    head(&x, "GET", "/v2/models/digits", "a", NULL);
+    CHECK_STR(routed(cfg, &x), "model");
+    head(&x, "GET", "/v2/models/digits2/infer", "a", NULL);
+    CHECK_STR(routed(cfg, &x), "rest");
+    head(&x, "GET", "/pre/fix/more", "a", NULL);
+    CHECK_STR(routed(cfg, &x), "exact");
+    head(&x, "GET", "/pre/fi", "a", NULL);
+    CHECK_STR(routed(cfg, &x), "rest");
+    head(&x, "GET", "/pre?/fix", "a", NULL);             /* the query is not part of the path */
+    CHECK_STR(routed(cfg, &x), "rest");
+    head(&x, "GET", "/", NULL, NULL);                    /* no host: host routes skip */
+    CHECK_STR(routed(cfg, &x), "rest");
+    fg_exchange_destroy(&x);
+    fg_config_free(cfg);
+}
+
+static void test_split_arms(void)
+{
+    struct fg_upstream a = {.name = (char *)"a"}, b = {.name = (char *)"b"};
+    struct fg_split_arm arms90[] = {{&a, 90}, {&b, 10}}, arms80[] = {{&a, 80}, {&b, 20}};
+    struct fg_split s90 = {.arms = arms90, .narms = 2, .total = 100};
+    struct fg_split s80 = {.arms = arms80, .narms = 2, .total = 100};
+    unsigned n = 100000, in_b90 = 0, in_b80 = 0, moved = 0, moved_back = 0;
+    char id[32];
+
+    for (unsigned i = 0; i < n; i++) {
+        int len = snprintf(id, sizeof(id), "user-%u", i);
+        uint64_t h = fg_split_hash(id, (size_t)len);
+        unsigned a90 = fg_split_arm_of(&s90, h), a80 = fg_split_arm_of(&s80, h);
+        in_b90 += a90;
+        in_b80 += a80;
+        moved += a90 == 0 && a80 == 1;
+        moved_back += a90 == 1 && a80 == 0;
+        if (i < 1000)       /* sticky: the same identity, the same arm */
+            CHECK_UINT(fg_split_arm_of(&s90, fg_split_hash(id, (size_t)len)), a90);
+    }
+    printf("90/10: %u of %u in b; 80/20: %u; moved a->b %u, b->a %u\n", in_b90, n, in_b80, moved,
+           moved_back);
+    CHECK(in_b90 > n * 9 / 100 && in_b90 < n * 11 / 100);
+    CHECK(in_b80 > n * 19 / 100 && in_b80 < n * 21 / 100);
+    CHECK(moved > n * 9 / 100 && moved < n * 11 / 100);
+    CHECK_UINT(moved_back, 0);
+    CHECK_UINT(fg_split_arm_of(&s90, 0), 0);
+    CHECK_UINT(fg_split_arm_of(&s90, UINT64_MAX), 1);
+    /* a weight of 0 takes nothing */
+    {
+        struct fg_split_arm z[] = {{&a, 0}, {&b, 5}};
+        struct fg_split sz = {.arms = z, .narms = 2, .total = 5};
+        unsigned got = 0;
+        for (unsigned i = 0; i < 1000; i++)
+            got += fg_split_arm_of(&sz, fg_split_hash((const char *)&i, sizeof(i)));
+        CHECK_UINT(got, 1000);
+    }
+}
+
+static void test_sticky_identity(void)
+{
+    struct fg_config *cfg = load(
+        "{\"listeners\": [{\"address\": \"127.0.0.1:8080\"}],"
+        " \"upstreams\": {\"a\": {\"backends\": [{\"address\": \"127.0.0.1:9001\"}]},"
+        "  \"b\": {\"backends\": [{\"address\": \"127.0.0.1:9002\"}]}},"
+        " \"routes\": ["
+        "  {\"match\": {\"path_prefix\": \"/h\"}, \"split\": {\"sticky\": {\"header\": \"x-user\"},"
+        "   \"arms\": [{\"upstream\": \"a\", \"weight\": 1}, {\"upstream\": \"b\", \"weight\": 1}]}},"
+        "  {\"match\": {}, \"split\": {\"sticky\": {\"cookie\": \"uid\"},"
+        "   \"arms\": [{\"upstream\": \"a\", \"weight\": 1}, {\"upstream\": \"b\", \"weight\": 1}]}}]}");
+    struct fg_exchange x;
+    struct fg_rng rng;
+    unsigned diff = 0;
+
+    if (!CHECK(cfg != NULL))
+        return;
+    fg_rng_seed(&rng);
+    fg_exchange_init(&x, NULL);
+    for (unsigned i = 0; i < 200; i++) {
+        char v[32], cookie[64];
+        const char *hdr[] = {"x-user", v, NULL};
+        const char *ck[] = {"cookie", cookie, NULL};
+        const char *ck2[] = {"cookie", "a=1", "cookie", cookie, NULL};
+        struct fg_upstream *u1, *u2, *u3;
+
+        snprintf(v, sizeof(v), "u%u", i);
+        head(&x, "GET", "/h", "a", hdr);
+        u1 = fg_route_upstream(fg_route_match(cfg, &x), &x, &rng);
+        /* the cookie route, same identity: same hash, same arm (same weights) */
+        snprintf(cookie, sizeof(cookie), "x=1; uid=%s; y=2", v);
+        head(&x, "GET", "/", "a", ck);
+        u2 = fg_route_upstream(fg_route_match(cfg, &x), &x, &rng);
+        snprintf(cookie, sizeof(cookie), "uid=\"%s\"", v);
+        head(&x, "GET", "/", "a", ck2);
+        u3 = fg_route_upstream(fg_route_match(cfg, &x), &x, &rng);
+        CHECK(u1 == u2 && u2 == u3);
+        diff += u1 == fg_config_upstream(cfg, "b");
+    }
+    CHECK(diff > 60 && diff < 140);     /* both arms used */
+    fg_exchange_destroy(&x);
+    fg_config_free(cfg);
+}
+
+int main(void)
+{
+    UNIT_RUN(test_matching);
+    UNIT_RUN(test_split_arms);
+    UNIT_RUN(test_sticky_identity);
+    return unit_summary();
+}
