@@ -22,6 +22,7 @@
 #define _GNU_SOURCE 1           /* GNU strerror_r(), which returns its message */
 #endif
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -180,6 +181,8 @@ static int set_match_query(struct ctx *c, json_t *v, void *base);
 static int set_model(struct ctx *c, json_t *v, void *base);
 static int set_route_upstream(struct ctx *c, json_t *v, void *base);
 static int set_split(struct ctx *c, json_t *v, void *base);
+static int set_rules(struct ctx *c, json_t *v, void *base);
+static int set_upstream_header(struct ctx *c, json_t *v, void *base);
 static int find_upstream(struct ctx *c, json_t *v, struct fg_upstream **out);
 
 static const struct field client_fields[] = {
@@ -253,6 +256,8 @@ static const struct field route_fields[] = {
     {.key = "match", .type = FT_OBJ, .aux = match_fields, .offset = 0, .flags = F_REQUIRED},
     {.key = "upstream", .type = FT_FN, .fn = set_route_upstream},
     {.key = "split", .type = FT_FN, .fn = set_split},
+    {.key = "rules", .type = FT_FN, .fn = set_rules},
+    {.key = "upstream_header", .type = FT_FN, .fn = set_upstream_header},
     {0},
 };
 
@@ -698,6 +703,153 @@ static int set_model(struct ctx *c, json_t *v, void *base)
     return copy_string(c, v, &r->model, &r->model_len);
 }
 
+static int set_upstream_header(struct ctx *c, json_t *v, void *base)
+{
+    struct fg_route *r = base;
+
+    if (!json_is_string(v) || !is_token(json_string_value(v)))
+        return fail(c, AT_VALUE, "must be a header name (e.g. \"x-fleetgate-upstream\")");
+    if (copy_string(c, v, &r->upstream_header, &r->upstream_header_len) < 0)
+        return -1;
+    for (char *p = r->upstream_header; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    return 0;
+}
+
+/* "10.0.0.0/8", "2001:db8::/32", or one address (all its bits). */
+static int parse_cidr(const char *s, struct fg_cidr *out)
+{
+    char buf[64];
+    const char *slash = strchr(s, '/');
+    size_t len = slash ? (size_t)(slash - s) : strlen(s);
+    unsigned max;
+    char *end;
+    unsigned long bits;
+
+    if (len == 0 || len >= sizeof(buf))
+        return -1;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    memset(out, 0, sizeof(*out));
+    if (inet_pton(AF_INET, buf, out->addr) == 1) {
+        out->family = AF_INET;
+        max = 32;
+    } else if (inet_pton(AF_INET6, buf, out->addr) == 1) {
+        out->family = AF_INET6;
+        max = 128;
+    } else {
+        return -1;
+    }
+    out->bits = max;
+    if (slash) {
+        if (!slash[1] || slash[1] < '0' || slash[1] > '9')
+            return -1;
+        bits = strtoul(slash + 1, &end, 10);
+        if (*end || bits > max)
+            return -1;
+        out->bits = (unsigned)bits;
+    }
+    /* host bits must be 0: "10.1.2.3/8" is more likely a typo than intent */
+    for (unsigned i = out->bits; i < max; i++)
+        if (out->addr[i / 8] & (0x80 >> (i % 8)))
+            return -1;
+    return 0;
+}
+
+static const char *const rule_keys[] = {"header", "cookie", "query", "client", "upstream", NULL};
+
+static int set_rule(struct ctx *c, json_t *v, struct fg_rule *r)
+{
+    const char *key;
+    json_t *e;
+    int conditions = 0;
+
+    if (!json_is_object(v))
+        return fail(c, AT_VALUE, "must be an object: conditions (header, cookie, query, client) "
+                                 "and \"upstream\"");
+    json_object_foreach(v, key, e) {
+        unsigned i = 0;
+        while (rule_keys[i] && strcmp(rule_keys[i], key))
+            i++;
+        if (!rule_keys[i]) {
+            char *q = fg_json_quote(key);
+            push_key(c, key);
+            fail(c, AT_KEY, "unknown key %s", q ? q : "");
+            free(q);
+            return -1;
+        }
+    }
+    if ((e = json_object_get(v, "header"))) {
+        push_key(c, "header");
+        if (set_kv(c, e, &r->headers, &r->nheaders, 1) < 0)
+            return -1;
+        pop(c);
+        conditions++;
+    }
+    if ((e = json_object_get(v, "cookie"))) {
+        push_key(c, "cookie");
+        if (set_kv(c, e, &r->cookies, &r->ncookies, 0) < 0)
+            return -1;
+        pop(c);
+        conditions++;
+    }
+    if ((e = json_object_get(v, "query"))) {
+        push_key(c, "query");
+        if (set_kv(c, e, &r->query, &r->nquery, 0) < 0)
+            return -1;
+        pop(c);
+        conditions++;
+    }
+    if ((e = json_object_get(v, "client"))) {
+        size_t n = json_is_array(e) ? json_array_size(e) : 0;
+        push_key(c, "client");
+        if (n == 0)
+            return fail(c, AT_VALUE, "must be a non-empty array of addresses or CIDR blocks");
+        if (!(r->nets = calloc(n, sizeof(*r->nets))))
+            return oom(c);
+        for (size_t i = 0; i < n; i++) {
+            json_t *a = json_array_get(e, i);
+            push_index(c, i);
+            if (!json_is_string(a) || parse_cidr(json_string_value(a), &r->nets[i]) < 0)
+                return fail(c, AT_VALUE, "must be an address or CIDR block (\"10.0.0.0/8\", "
+                                         "\"::1\"), host bits 0");
+            r->nnets++;
+            pop(c);
+        }
+        pop(c);
+        conditions++;
+    }
+    if (!conditions)
+        return fail(c, AT_VALUE, "needs at least one condition (header, cookie, query, client)");
+    if (!(e = json_object_get(v, "upstream")))
+        return fail(c, AT_VALUE, "missing required key \"upstream\"");
+    push_key(c, "upstream");
+    if (find_upstream(c, e, &r->upstream) < 0)
+        return -1;
+    pop(c);
+    return 0;
+}
+
+static int set_rules(struct ctx *c, json_t *v, void *base)
+{
+    struct fg_route *r = base;
+    size_t n = json_is_array(v) ? json_array_size(v) : 0;
+
+    if (n == 0)
+        return fail(c, AT_VALUE, "must be a non-empty array of rules");
+    if (!(r->rules = calloc(n, sizeof(*r->rules))))
+        return oom(c);
+    for (size_t i = 0; i < n; i++) {
+        push_index(c, i);
+        r->nrules++;            /* counted first: freed whatever happens */
+        if (set_rule(c, json_array_get(v, i), &r->rules[i]) < 0)
+            return -1;
+        pop(c);
+    }
+    return 0;
+}
+
 static int set_sticky(struct ctx *c, json_t *v, struct fg_split *sp)
 {
     json_t *h = json_object_get(v, "header"), *k = json_object_get(v, "cookie");
@@ -1052,6 +1204,21 @@ void fg_config_free(struct fg_config *cfg)
         }
         free(r->query);
         free(r->model);
+        free(r->upstream_header);
+        for (unsigned j = 0; j < r->nrules; j++) {
+            struct fg_rule *u = &r->rules[j];
+            struct fg_match_kv *lists[] = {u->headers, u->cookies, u->query};
+            unsigned counts[] = {u->nheaders, u->ncookies, u->nquery};
+            for (unsigned k = 0; k < 3; k++) {
+                for (unsigned m = 0; m < counts[k]; m++) {
+                    free(lists[k][m].name);
+                    free(lists[k][m].value);
+                }
+                free(lists[k]);
+            }
+            free(u->nets);
+        }
+        free(r->rules);
         if (r->split) {
             free(r->split->sticky_name);
             free(r->split->arms);

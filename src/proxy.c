@@ -383,6 +383,10 @@ static int on_headers_complete(llhttp_t *p)
     }
     x->status = status;
     fg_headers_classify(&x->resp_headers);
+    if (x->route && x->route->upstream_header)     /* names the arm taken (debugging) */
+        fg_headers_add(&x->resp_headers, x->route->upstream_header,
+                       x->route->upstream_header_len, x->upstream->name,
+                       strlen(x->upstream->name));
     x->resp_content_length =
         (p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED) ? (int64_t)p->content_length : -1;
     x->resp_no_body = x->req_head_only || status == 204 || status == 304;

@@ -1,6 +1,7 @@
 /* Route matching and split arms (fg/route.h). */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 
 #include "fg/exchange-t.h"
@@ -51,10 +52,10 @@ static int method_matches(const struct fg_route *r, const struct fg_exchange *x)
     return 0;
 }
 
-static int headers_match(const struct fg_route *r, const struct fg_exchange *x)
+static int headers_match(const struct fg_match_kv *list, unsigned n, const struct fg_exchange *x)
 {
-    for (unsigned i = 0; i < r->nheaders; i++) {
-        const struct fg_match_kv *kv = &r->headers[i];
+    for (unsigned i = 0; i < n; i++) {
+        const struct fg_match_kv *kv = &list[i];
         int found = 0;
         for (unsigned j = 0; j < x->req_headers.n && !found; j++) {
             const struct fg_header *h = &x->req_headers.v[j];
@@ -100,10 +101,10 @@ static int decoded_eq(const char *enc, size_t len, const char *want, size_t wlen
     return k == wlen;
 }
 
-static int query_matches(const struct fg_route *r, const char *q, size_t qlen)
+static int query_matches(const struct fg_match_kv *list, unsigned n, const char *q, size_t qlen)
 {
-    for (unsigned i = 0; i < r->nquery; i++) {
-        const struct fg_match_kv *kv = &r->query[i];
+    for (unsigned i = 0; i < n; i++) {
+        const struct fg_match_kv *kv = &list[i];
         const char *p = q, *end = q + qlen;
         int found = 0;
         while (p < end && !found) {
@@ -148,9 +149,9 @@ static int route_matches(const struct fg_route *r, const struct fg_exchange *x, 
         return 0;
     if (r->nmethods && !method_matches(r, x))
         return 0;
-    if (r->nheaders && !headers_match(r, x))
+    if (r->nheaders && !headers_match(r->headers, r->nheaders, x))
         return 0;
-    if (r->nquery && !query_matches(r, q, qlen))
+    if (r->nquery && !query_matches(r->query, r->nquery, q, qlen))
         return 0;
     return 1;
 }
@@ -238,6 +239,63 @@ static const char *cookie_value(const struct fg_exchange *x, const char *name, s
     return NULL;
 }
 
+static int cookies_match(const struct fg_match_kv *list, unsigned n, const struct fg_exchange *x)
+{
+    for (unsigned i = 0; i < n; i++) {
+        size_t vlen;
+        const char *v = cookie_value(x, list[i].name, list[i].name_len, &vlen);
+        if (!v || vlen != list[i].value_len || memcmp(v, list[i].value, vlen))
+            return 0;
+    }
+    return 1;
+}
+
+static int in_net(const struct fg_cidr *net, const unsigned char *a)
+{
+    unsigned full = net->bits / 8, rest = net->bits % 8;
+
+    if (memcmp(net->addr, a, full))
+        return 0;
+    return !rest || ((net->addr[full] ^ a[full]) & (0xff << (8 - rest))) == 0;
+}
+
+/* The client's address (the socket's peer) in one of the blocks. An
+ * IPv4-mapped IPv6 peer counts as its IPv4 address. */
+static int client_in(const struct fg_cidr *nets, unsigned n, const struct fg_exchange *x)
+{
+    unsigned char a4[4], a6[16];
+    int have4 = 0, have6 = 0;
+
+    if (!x->client)
+        return 0;
+    if (inet_pton(AF_INET, x->client->addr, a4) == 1) {
+        have4 = 1;
+    } else if (inet_pton(AF_INET6, x->client->addr, a6) == 1) {
+        have6 = 1;
+        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (!memcmp(a6, mapped, 12)) {
+            memcpy(a4, a6 + 12, 4);
+            have4 = 1;
+        }
+    }
+    for (unsigned i = 0; i < n; i++)
+        if ((nets[i].family == AF_INET && have4 && in_net(&nets[i], a4)) ||
+            (nets[i].family == AF_INET6 && have6 && in_net(&nets[i], a6)))
+            return 1;
+    return 0;
+}
+
+static int rule_holds(const struct fg_rule *u, const struct fg_exchange *x)
+{
+    const char *q = memchr(x->path, '?', x->path_len);
+    size_t qlen = q ? x->path_len - (size_t)(q - x->path) - 1 : 0;
+
+    return (!u->nheaders || headers_match(u->headers, u->nheaders, x)) &&
+           (!u->ncookies || cookies_match(u->cookies, u->ncookies, x)) &&
+           (!u->nquery || query_matches(u->query, u->nquery, q ? q + 1 : "", qlen)) &&
+           (!u->nnets || client_in(u->nets, u->nnets, x));
+}
+
 static const char *identity(const struct fg_split *sp, const struct fg_exchange *x, size_t *len)
 {
     if (sp->sticky == FG_STICKY_HEADER) {
@@ -266,6 +324,9 @@ struct fg_upstream *fg_route_upstream(const struct fg_route *r, const struct fg_
     size_t len = 0;
     uint64_t h;
 
+    for (unsigned i = 0; i < r->nrules; i++)
+        if (rule_holds(&r->rules[i], x))
+            return r->rules[i].upstream;
     if (!sp)
         return r->upstream;
     id = identity(sp, x, &len);

@@ -106,6 +106,27 @@ struct fg_split {
     uint64_t total;                 /* sum of the weights, > 0 */
 };
 
+/* An address block: "10.0.0.0/8", "::1/128", or one address. */
+struct fg_cidr {
+    int family;                     /* AF_INET or AF_INET6 */
+    unsigned char addr[16];
+    unsigned bits;
+};
+
+/* A gray-release rule: when every condition given holds, the request goes
+ * to <upstream>, before any split. */
+struct fg_rule {
+    struct fg_match_kv *headers;    /* "header": {"name": "value"} */
+    unsigned nheaders;
+    struct fg_match_kv *cookies;    /* "cookie": {"name": "value"} */
+    unsigned ncookies;
+    struct fg_match_kv *query;      /* "query": {"param": "value"} */
+    unsigned nquery;
+    struct fg_cidr *nets;           /* "client": ["CIDR", ...]: any of them */
+    unsigned nnets;
+    struct fg_upstream *upstream;
+};
+
 struct fg_route {
     /* "match": every condition present must hold */
     char *path_prefix;              /* "path_prefix"; "/" when neither it nor "path" is set */
@@ -122,9 +143,14 @@ struct fg_route {
     unsigned nquery;
     char *model;                    /* "model": the NAME of /v2/models/NAME[/...] */
     size_t model_len;
-    /* where it goes: exactly one of the two */
+    /* where it goes: the first rule that holds, else exactly one of
+     * upstream and split */
+    struct fg_rule *rules;
+    unsigned nrules;
     struct fg_upstream *upstream;
     struct fg_split *split;
+    char *upstream_header;          /* response header naming the upstream taken; NULL: none */
+    size_t upstream_header_len;
 };
 
 struct fg_config {

@@ -15,7 +15,8 @@ struct fg_rng;
  * request head in <x> (path, host, method, headers, query, model), or NULL. */
 const struct fg_route *fg_route_match(const struct fg_config *cfg, const struct fg_exchange *x);
 
-/* The upstream <r> sends <x> to: its own, or a split arm. A sticky split
+/* The upstream <r> sends <x> to: the first of its gray-release rules that
+ * holds, else its own upstream or a split arm. A sticky split
  * hashes the identity (header or cookie value) onto the weights; without one
  * (no sticky key configured, or the request does not carry it) the arm is
  * drawn at random with the weights. */

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Routes match on path (exact and prefix), host, method, headers, query
-# parameters and the model of a KServe v2 path; splits send a sticky identity
+# parameters and the model of a KServe v2 path; gray-release rules (header,
+# cookie, client network) come before a route's upstream; splits send a sticky identity
 # (header or cookie) to the same arm on every gateway with the same config,
 # in proportion to the weights, and moving 90/10 to 80/20 moves only ~10% of
 # identities, all from the first arm to the second. Over HTTP/1.1 and h2c.
@@ -30,6 +31,13 @@ routes() {  # routes WEIGHT_A WEIGHT_B
                  "arms": [ { "upstream": "a", "weight": $1 }, { "upstream": "b", "weight": $2 } ] } },
     { "match": { "path_prefix": "/random" },
       "split": { "arms": [ { "upstream": "a", "weight": 3 }, { "upstream": "b", "weight": 1 } ] } },
+    { "match": { "path_prefix": "/gray" }, "upstream_header": "x-fleetgate-upstream",
+      "rules": [ { "header": { "x-canary": "1" }, "upstream": "b" },
+                 { "cookie": { "canary": "yes" }, "upstream": "b" },
+                 { "client": [ "10.0.0.0/8" ], "upstream": "b" } ],
+      "upstream": "a" },
+    { "match": { "path_prefix": "/net" }, "rules": [ { "client": [ "127.0.0.0/8", "::1" ], "upstream": "b" } ],
+      "upstream": "a" },
     { "match": { "path_prefix": "/d/" }, "upstream": "a" }
   ]
 JSON
@@ -60,6 +68,15 @@ for v in --http1.1 --http2-prior-knowledge; do
     assert_eq b1 "$(arm $v -H 'x-tenant: t1' "$(gw_url /d/x)")" "$v other header value"
     assert_eq b2 "$(arm $v "$(gw_url '/d/x?a=1&arm=b%20b')")" "$v query parameter (decoded)"
     assert_eq b2 "$(arm $v -X POST -d '{}' "$(gw_url /v2/models/digits2/infer)")" "$v model from the path"
+    # gray-release rules before the route's own upstream, and the header naming it
+    assert_eq b1 "$(arm $v "$(gw_url /gray)")" "$v gray: no rule holds"
+    assert_eq a "$(header_value "$T/h" x-fleetgate-upstream)" "$v gray: x-fleetgate-upstream names the upstream"
+    assert_eq b2 "$(arm $v -H 'x-canary: 1' "$(gw_url /gray)")" "$v gray: header rule"
+    assert_eq b "$(header_value "$T/h" x-fleetgate-upstream)" "$v gray: x-fleetgate-upstream after a rule"
+    assert_eq b2 "$(arm $v -H 'cookie: theme=x; canary=yes' "$(gw_url /gray)")" "$v gray: cookie rule"
+    assert_eq b1 "$(arm $v -H 'cookie: canary=no' "$(gw_url /gray)")" "$v gray: other cookie value"
+    assert_eq b2 "$(arm $v "$(gw_url /net)")" "$v client network rule (127.0.0.1 in 127.0.0.0/8)"
+    assert_eq "" "$(header_value "$T/h" x-fleetgate-upstream)" "$v no upstream header unless asked for"
     code=$(fcurl $v -o "$T/b" -w '%{http_code}' "$(gw_url /v2/models/digits/infer)")
     assert_eq 404 "$code" "$v no route matches"
     assert_error_json "$(cat "$T/b")" 404 no_route "$v 404"

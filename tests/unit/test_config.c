@@ -758,6 +758,22 @@ static void test_routing_keys(void)
                 "t.json:1:77: $.routes[0].split.arms[0].x: unknown key \"x\"");
     CHECK_ERROR(RT("{\"match\": {}, \"split\": {\"sticky\": {\"ip\": 1}, \"arms\": [{\"upstream\": \"m\", \"weight\": 1}]}}"),
                 "t.json:1:47: $.routes[0].split.sticky: must be {\"header\": NAME} or {\"cookie\": NAME}");
+    CHECK_ERROR(RT("{\"match\": {}, \"upstream\": \"m\", \"rules\": []}"),
+                "t.json:1:53: $.routes[0].rules: must be a non-empty array of rules");
+    CHECK_ERROR(RT("{\"match\": {}, \"upstream\": \"m\", \"rules\": [{\"upstream\": \"m\"}]}"),
+                "t.json:1:54: $.routes[0].rules[0]: needs at least one condition (header, cookie, query, client)");
+    CHECK_ERROR(RT("{\"match\": {}, \"upstream\": \"m\", \"rules\": [{\"header\": {\"a\": \"1\"}}]}"),
+                "t.json:1:54: $.routes[0].rules[0]: missing required key \"upstream\"");
+    CHECK_ERROR(RT("{\"match\": {}, \"upstream\": \"m\", \"rules\": [{\"ip\": 1, \"upstream\": \"m\"}]}"),
+                "t.json:1:55: $.routes[0].rules[0].ip: unknown key \"ip\"");
+    CHECK_ERROR(RT("{\"match\": {}, \"upstream\": \"m\", \"rules\": [{\"client\": [\"10.1.2.3/8\"], \"upstream\": \"m\"}]}"),
+                "t.json:1:66: $.routes[0].rules[0].client[0]: must be an address or CIDR block (\"10.0.0.0/8\", \"::1\"), host bits 0");
+    CHECK_ERROR(RT("{\"match\": {}, \"upstream\": \"m\", \"rules\": [{\"client\": [\"::1/129\"], \"upstream\": \"m\"}]}"),
+                "t.json:1:66: $.routes[0].rules[0].client[0]: must be an address or CIDR block (\"10.0.0.0/8\", \"::1\"), host bits 0");
+    CHECK_ERROR(RT("{\"match\": {}, \"upstream\": \"m\", \"rules\": [{\"client\": [\"x\"], \"upstream\": \"m\"}]}"),
+                "t.json:1:66: $.routes[0].rules[0].client[0]: must be an address or CIDR block (\"10.0.0.0/8\", \"::1\"), host bits 0");
+    CHECK_ERROR(RT("{\"match\": {}, \"upstream\": \"m\", \"upstream_header\": \"a b\"}"),
+                "t.json:1:63: $.routes[0].upstream_header: must be a header name (e.g. \"x-fleetgate-upstream\")");
     CHECK_ERROR(RT("{\"match\": {}, \"split\": {\"stiky\": 1, \"arms\": []}}"),
                 "t.json:1:37: $.routes[0].split.stiky: unknown key \"stiky\"");
 }

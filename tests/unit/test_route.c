@@ -199,8 +199,59 @@ static void test_sticky_identity(void)
     fg_config_free(cfg);
 }
 
+static void test_rules(void)
+{
+    struct fg_config *cfg = load(
+        "{\"listeners\": [{\"address\": \"127.0.0.1:8080\"}],"
+        " \"upstreams\": {\"stable\": {\"backends\": [{\"address\": \"127.0.0.1:9001\"}]},"
+        "  \"canary\": {\"backends\": [{\"address\": \"127.0.0.1:9002\"}]},"
+        "  \"office\": {\"backends\": [{\"address\": \"127.0.0.1:9003\"}]}},"
+        " \"routes\": [{\"match\": {},"
+        "  \"rules\": [{\"header\": {\"x-canary\": \"1\"}, \"upstream\": \"canary\"},"
+        "            {\"cookie\": {\"canary\": \"yes\"}, \"upstream\": \"canary\"},"
+        "            {\"query\": {\"canary\": \"1\"}, \"header\": {\"x-team\": \"ml\"}, \"upstream\": \"canary\"},"
+        "            {\"client\": [\"10.1.0.0/16\", \"2001:db8::/32\"], \"upstream\": \"office\"}],"
+        "  \"split\": {\"arms\": [{\"upstream\": \"stable\", \"weight\": 1}]}}]}");
+    struct fg_exchange x;
+    struct fg_client_info ci = {0};
+    struct fg_rng rng;
+    static const char *const canary_h[] = {"x-canary", "1", NULL};
+    static const char *const canary_c[] = {"cookie", "a=b; canary=yes", NULL};
+    static const char *const team[] = {"x-team", "ml", NULL};
+    const struct fg_route *r;
+
+    if (!CHECK(cfg != NULL))
+        return;
+    fg_rng_seed(&rng);
+    fg_exchange_init(&x, NULL);
+#define ARM(m, p, h) (head(&x, m, p, "a", h), x.client = &ci, \
+                      r = fg_route_match(cfg, &x), fg_route_upstream(r, &x, &rng)->name)
+    snprintf(ci.addr, sizeof(ci.addr), "192.168.1.1");
+    CHECK_STR(ARM("GET", "/", NULL), "stable");
+    CHECK_STR(ARM("GET", "/", canary_h), "canary");
+    CHECK_STR(ARM("GET", "/", canary_c), "canary");
+    CHECK_STR(ARM("GET", "/?canary=1", NULL), "stable");      /* the rule wants x-team too */
+    CHECK_STR(ARM("GET", "/?canary=1", team), "canary");
+    snprintf(ci.addr, sizeof(ci.addr), "10.1.200.3");
+    CHECK_STR(ARM("GET", "/", NULL), "office");
+    snprintf(ci.addr, sizeof(ci.addr), "10.2.0.1");
+    CHECK_STR(ARM("GET", "/", NULL), "stable");
+    snprintf(ci.addr, sizeof(ci.addr), "::ffff:10.1.0.9");       /* IPv4-mapped */
+    CHECK_STR(ARM("GET", "/", NULL), "office");
+    snprintf(ci.addr, sizeof(ci.addr), "2001:db8:1::5");
+    CHECK_STR(ARM("GET", "/", NULL), "office");
+    snprintf(ci.addr, sizeof(ci.addr), "2001:db9::5");
+    CHECK_STR(ARM("GET", "/", NULL), "stable");
+    snprintf(ci.addr, sizeof(ci.addr), "10.1.0.1");
+    CHECK_STR(ARM("GET", "/", canary_h), "canary");             /* rules in order */
+#undef ARM
+    fg_exchange_destroy(&x);
+    fg_config_free(cfg);
+}
+
 int main(void)
 {
+    UNIT_RUN(test_rules);
     UNIT_RUN(test_matching);
     UNIT_RUN(test_split_arms);
     UNIT_RUN(test_sticky_identity);
