@@ -183,6 +183,7 @@ static int set_route_upstream(struct ctx *c, json_t *v, void *base);
 static int set_split(struct ctx *c, json_t *v, void *base);
 static int set_rules(struct ctx *c, json_t *v, void *base);
 static int set_upstream_header(struct ctx *c, json_t *v, void *base);
+static int set_fallback(struct ctx *c, json_t *v, void *base);
 static int find_upstream(struct ctx *c, json_t *v, struct fg_upstream **out);
 
 static const struct field client_fields[] = {
@@ -258,6 +259,7 @@ static const struct field route_fields[] = {
     {.key = "split", .type = FT_FN, .fn = set_split},
     {.key = "rules", .type = FT_FN, .fn = set_rules},
     {.key = "upstream_header", .type = FT_FN, .fn = set_upstream_header},
+    {.key = "fallback", .type = FT_FN, .fn = set_fallback},
     {0},
 };
 
@@ -714,6 +716,41 @@ static int set_upstream_header(struct ctx *c, json_t *v, void *base)
     for (char *p = r->upstream_header; *p; p++)
         if (*p >= 'A' && *p <= 'Z')
             *p = (char)(*p - 'A' + 'a');
+    return 0;
+}
+
+static int set_fallback(struct ctx *c, json_t *v, void *base)
+{
+    struct fg_route *r = base;
+    const char *key;
+    json_t *e, *u, *m;
+
+    r->fallback_body_bytes = 65536;
+    if (!json_is_object(v))
+        return fail(c, AT_VALUE, "must be an object {\"upstream\": NAME, \"max_body_bytes\": N}");
+    json_object_foreach(v, key, e) {
+        if (strcmp(key, "upstream") && strcmp(key, "max_body_bytes")) {
+            char *q = fg_json_quote(key);
+            push_key(c, key);
+            fail(c, AT_KEY, "unknown key %s", q ? q : "");
+            free(q);
+            return -1;
+        }
+    }
+    if (!(u = json_object_get(v, "upstream")))
+        return fail(c, AT_VALUE, "missing required key \"upstream\"");
+    push_key(c, "upstream");
+    if (find_upstream(c, u, &r->fallback) < 0)
+        return -1;
+    pop(c);
+    if ((m = json_object_get(v, "max_body_bytes"))) {
+        push_key(c, "max_body_bytes");
+        if (!json_is_integer(m) || json_integer_value(m) < 0 ||
+            json_integer_value(m) > 16 * 1024 * 1024)
+            return fail(c, AT_VALUE, "must be an integer in 0..16777216");
+        r->fallback_body_bytes = (uint64_t)json_integer_value(m);
+        pop(c);
+    }
     return 0;
 }
 

@@ -201,6 +201,72 @@ static void fail(struct fg_exchange *x, int status, const char *code, const char
     }
 }
 
+/* ---- fallback ------------------------------------------------------------------ */
+
+/* A request may go to its route's fallback upstream once, before any byte of
+ * a response reached the client, and only if it can be replayed whole: no
+ * body, or a body fully received and kept (at most fallback.max_body_bytes). */
+static int can_fall_back(const struct fg_exchange *x)
+{
+    const struct fg_route *r = x->route;
+
+    return r && r->fallback && !x->fell_back && x->state == FG_X_UPSTREAM &&
+           (!x->req_has_body || (x->req_body_done && !x->body_not_kept));
+}
+
+static void keep_body(struct fg_exchange *x, const char *data, size_t len)
+{
+    size_t have = x->kept_body ? evbuffer_get_length(x->kept_body) : 0;
+
+    if (have + len > x->route->fallback_body_bytes ||
+        (!x->kept_body && !(x->kept_body = evbuffer_new())) ||
+        evbuffer_add(x->kept_body, data, len) < 0) {
+        x->body_not_kept = 1;       /* too large to replay: no fallback for it */
+        if (x->kept_body)
+            evbuffer_free(x->kept_body);
+        x->kept_body = NULL;
+    }
+}
+
+static void replay_body(struct fg_exchange *x)
+{
+    struct fg_uconn *c = x->uconn;
+    size_t len = x->kept_body ? evbuffer_get_length(x->kept_body) : 0;
+
+    if (!x->req_has_body)
+        return;
+    c->req_sent = 0;
+    if (len)
+        fg_proxy_request_body(x, (const char *)evbuffer_pullup(x->kept_body, -1), len);
+    fg_proxy_request_end(x);
+}
+
+/* Sends <x> to its route's fallback upstream, after <why> on the first one;
+ * <replay>: the request went out before and its kept body is sent again
+ * (can_fall_back() holds), else nothing of it was sent yet. Returns 0, or -1
+ * when the fallback has no backend either (nothing answered yet: the caller
+ * answers). */
+static int fall_back(struct fg_exchange *x, const char *why, int replay)
+{
+    const struct fg_route *r = x->route;
+
+    fg_log_info("upstream %s: %s; sending the request to fallback %s", x->upstream->name, why,
+                r->fallback->name);
+    fg_proxy_detach(x, 0);
+    x->fell_back = 1;
+    x->upstream = r->fallback;
+    x->failed_backend = NULL;
+    x->attempts = 0;
+    x->status = 0;
+    fg_headers_reset(&x->resp_headers);
+    fg_headers_reset(&x->resp_trailers);
+    if (bind_backend(x, NULL, 0, 0, 1) < 0)
+        return -1;
+    if (replay)
+        replay_body(x);
+    return 0;
+}
+
 /* The connection failed before any byte of the request went out: try
  * another backend once, carrying the queued request bytes over. */
 static void retry_or_fail(struct fg_exchange *x, int status, const char *code,
@@ -212,6 +278,8 @@ static void retry_or_fail(struct fg_exchange *x, int status, const char *code,
     int req_sent = c->req_sent, chunked_req = c->chunked_req;
 
     if (x->attempts >= 1 || u->nbackends < 2 || !(pending = evbuffer_new())) {
+        if (can_fall_back(x) && fall_back(x, message, 1) == 0)
+            return;
         fail(x, status, code, message);
         return;
     }
@@ -222,6 +290,8 @@ static void retry_or_fail(struct fg_exchange *x, int status, const char *code,
     fg_proxy_detach(x, 0);
     if (bind_backend(x, pending, req_sent, chunked_req, 1) < 0) {
         evbuffer_free(pending);
+        if (can_fall_back(x) && fall_back(x, message, 1) == 0)
+            return;
         fail(x, status, code, message);
         return;
     }
@@ -247,7 +317,10 @@ void fg_proxy_start(struct fg_exchange *x)
         fg_exchange_reply_error(x, 413, "body_too_large", "request body exceeds max_body_bytes");
         return;
     }
-    if (bind_backend(x, NULL, 0, 0, 1) < 0) {
+    /* nothing was sent yet: any request may go to the fallback, its body
+     * will stream there */
+    if (bind_backend(x, NULL, 0, 0, 1) < 0 &&
+        (!route->fallback || fall_back(x, "no usable backend", 0) < 0)) {
         if (x->failed_backend)
             fg_exchange_reply_error(x, 502, "backend_unavailable", "no backend could be reached");
         else
@@ -262,6 +335,8 @@ int fg_proxy_request_body(struct fg_exchange *x, const char *data, size_t len)
     struct fg_uconn *c = x->uconn;
     struct evbuffer *out;
 
+    if (x->route && x->route->fallback && !x->fell_back && !x->body_not_kept && len)
+        keep_body(x, data, len);
     if (!c || len == 0)
         return 0;
     out = fg_stream_output(c->bev);
@@ -381,6 +456,12 @@ static int on_headers_complete(llhttp_t *p)
         c->head_bytes = 0;
         return 0;
     }
+    if ((status >= 500 || status == 429) && can_fall_back(x)) {
+        /* the parser and this connection are on the stack: fall back once
+         * llhttp_execute() has returned (fg_proxy_on_backend_read) */
+        x->fallback_pending = 1;
+        return HPE_PAUSED;
+    }
     x->status = status;
     fg_headers_classify(&x->resp_headers);
     if (x->route && x->route->upstream_header)     /* names the arm taken (debugging) */
@@ -462,6 +543,15 @@ void fg_proxy_on_backend_read(struct fg_uconn *c)
         if (err == HPE_OK) {
             evbuffer_drain(in, n);
             continue;
+        }
+        if (err == HPE_PAUSED && x->fallback_pending) {
+            char why[112];
+            x->fallback_pending = 0;
+            snprintf(why, sizeof(why), "status %d from %s", c->parser.status_code,
+                     c->backend->addr.text);
+            if (fall_back(x, why, 1) < 0)
+                fail(x, 502, "backend_unavailable", "the fallback upstream has no usable backend");
+            return;
         }
         if (err == HPE_PAUSED && c->msg_done) {
             evbuffer_drain(in, (size_t)(llhttp_get_error_pos(&c->parser) - data));
@@ -570,6 +660,10 @@ void fg_proxy_resume(struct fg_exchange *x)
 static void proxy_release(struct fg_exchange *x)
 {
     fg_proxy_detach(x, 0);
+    if (x->kept_body) {
+        evbuffer_free(x->kept_body);
+        x->kept_body = NULL;
+    }
 }
 
 const struct fg_handler_ops fg_proxy_handler = {

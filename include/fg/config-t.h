@@ -149,6 +149,10 @@ struct fg_route {
     unsigned nrules;
     struct fg_upstream *upstream;
     struct fg_split *split;
+    /* "fallback": where a request goes when its upstream has no usable
+     * backend, or answers 5xx or 429 before any byte reached the client */
+    struct fg_upstream *fallback;
+    uint64_t fallback_body_bytes;   /* request bodies kept for a replay, at most; default 65536 */
     char *upstream_header;          /* response header naming the upstream taken; NULL: none */
     size_t upstream_header_len;
 };

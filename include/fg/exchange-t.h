@@ -101,6 +101,10 @@ struct fg_exchange {
     struct fg_backend *failed_backend;  /* tried and refused; avoided on retry */
     unsigned attempts;
     unsigned resp_paused:1;             /* backend reading paused for the client */
+    unsigned fell_back:1;               /* sent to the route's fallback upstream */
+    unsigned fallback_pending:1;        /* a 5xx/429 head seen: fall back once the parser returns */
+    unsigned body_not_kept:1;           /* request body larger than the fallback keeps */
+    struct evbuffer *kept_body;         /* request body kept for a fallback replay */
     unsigned req_paused:1;              /* client reading paused for the backend */
 
     /* HTTP/2 front only: the stream and its response body on the way out */
