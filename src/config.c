@@ -184,6 +184,7 @@ static int set_split(struct ctx *c, json_t *v, void *base);
 static int set_rules(struct ctx *c, json_t *v, void *base);
 static int set_upstream_header(struct ctx *c, json_t *v, void *base);
 static int set_fallback(struct ctx *c, json_t *v, void *base);
+static int set_rewrite(struct ctx *c, json_t *v, void *base);
 static int find_upstream(struct ctx *c, json_t *v, struct fg_upstream **out);
 
 static const struct field client_fields[] = {
@@ -194,6 +195,7 @@ static const struct field client_fields[] = {
     UINT(struct fg_client_cfg, max_headers, 1, 10000, 100),
     U64(struct fg_client_cfg, max_body_bytes, 0, INT64_MAX, 104857600),
     UINT(struct fg_client_cfg, h2_max_concurrent_streams, 1, 65535, 128),
+    U64(struct fg_client_cfg, model_body_bytes, 0, 1073741824, 1048576),
     {0},
 };
 
@@ -260,6 +262,7 @@ static const struct field route_fields[] = {
     {.key = "rules", .type = FT_FN, .fn = set_rules},
     {.key = "upstream_header", .type = FT_FN, .fn = set_upstream_header},
     {.key = "fallback", .type = FT_FN, .fn = set_fallback},
+    {.key = "rewrite", .type = FT_FN, .fn = set_rewrite},
     {0},
 };
 
@@ -555,6 +558,10 @@ static int set_routes(struct ctx *c, json_t *v, void *base)
             return -1;
         if (!cfg->routes[i].upstream == !cfg->routes[i].split)
             return fail(c, AT_VALUE, "needs exactly one of \"upstream\" and \"split\"");
+        if (cfg->routes[i].rewrite_prefix && !cfg->routes[i].path_prefix) {
+            push_key(c, "rewrite");
+            return fail(c, AT_VALUE, "\"path_prefix\" needs match.path_prefix (the part it replaces)");
+        }
         if (!cfg->routes[i].path_prefix && !cfg->routes[i].path) {
             if (!(cfg->routes[i].path_prefix = strdup("/")))
                 return oom(c);
@@ -716,6 +723,47 @@ static int set_upstream_header(struct ctx *c, json_t *v, void *base)
     for (char *p = r->upstream_header; *p; p++)
         if (*p >= 'A' && *p <= 'Z')
             *p = (char)(*p - 'A' + 'a');
+    return 0;
+}
+
+static int set_rewrite(struct ctx *c, json_t *v, void *base)
+{
+    struct fg_route *r = base;
+    const char *key;
+    json_t *e;
+
+    if (!json_is_object(v) || json_object_size(v) == 0)
+        return fail(c, AT_VALUE, "must be an object with \"path_prefix\" and/or \"model\"");
+    json_object_foreach(v, key, e) {
+        if (strcmp(key, "path_prefix") && strcmp(key, "model")) {
+            char *q = fg_json_quote(key);
+            push_key(c, key);
+            fail(c, AT_KEY, "unknown key %s", q ? q : "");
+            free(q);
+            return -1;
+        }
+    }
+    if ((e = json_object_get(v, "path_prefix"))) {
+        push_key(c, "path_prefix");
+        if (!json_is_string(e) || json_string_value(e)[0] != '/')
+            return fail(c, AT_VALUE, "must be a string starting with \"/\"");
+        if (copy_string(c, e, &r->rewrite_prefix, &r->rewrite_prefix_len) < 0)
+            return -1;
+        pop(c);
+    }
+    if ((e = json_object_get(v, "model"))) {
+        const char *m = nonempty_string(e);
+        push_key(c, "model");
+        for (const char *p = m; p && *p; p++)
+            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                  strchr("._:-", *p)))
+                m = NULL;
+        if (!m)
+            return fail(c, AT_VALUE, "must be a model name of letters, digits, '.', '_', ':', '-'");
+        if (copy_string(c, e, &r->rewrite_model, &r->rewrite_model_len) < 0)
+            return -1;
+        pop(c);
+    }
     return 0;
 }
 
@@ -1242,6 +1290,8 @@ void fg_config_free(struct fg_config *cfg)
         free(r->query);
         free(r->model);
         free(r->upstream_header);
+        free(r->rewrite_prefix);
+        free(r->rewrite_model);
         for (unsigned j = 0; j < r->nrules; j++) {
             struct fg_rule *u = &r->rules[j];
             struct fg_match_kv *lists[] = {u->headers, u->cookies, u->query};

@@ -22,6 +22,7 @@
 #include "fg/headers.h"
 #include "fg/log.h"
 #include "fg/handler.h"
+#include "fg/json_model.h"
 #include "fg/proxy.h"
 #include "fg/put.h"
 #include "fg/route.h"
@@ -298,25 +299,91 @@ static void retry_or_fail(struct fg_exchange *x, int status, const char *code,
     evbuffer_free(pending);
 }
 
-void fg_proxy_start(struct fg_exchange *x)
-{
-    const struct fg_config *cfg = x->worker->cfg;
-    const struct fg_route *route;
+/* ---- routing and rewrites ---------------------------------------------------- */
 
-    pthread_once(&settings_once, init_settings);
-    x->state = FG_X_UPSTREAM;
-    route = fg_route_match(cfg, x);
+/* The path the upstream gets: match.path_prefix replaced by
+ * rewrite.path_prefix, then NAME of /v2/models/NAME by rewrite.model. The
+ * new path lives in the exchange's arena. */
+static int rewrite_path(struct fg_exchange *x, const struct fg_route *r)
+{
+    const char *path = x->path;
+    size_t len = x->path_len;
+    char *np;
+
+    if (r->rewrite_prefix) {
+        size_t rest = len - r->path_prefix_len;
+        if (!(np = fg_arena_alloc(&x->arena, r->rewrite_prefix_len + rest)))
+            return -1;
+        memcpy(np, r->rewrite_prefix, r->rewrite_prefix_len);
+        memcpy(np + r->rewrite_prefix_len, path + r->path_prefix_len, rest);
+        path = np;
+        len = r->rewrite_prefix_len + rest;
+    }
+    if (r->rewrite_model) {
+        const char *q = memchr(path, '?', len);
+        size_t plen = q ? (size_t)(q - path) : len, name_end = 11;
+        if (fg_route_path_has_model(path, plen)) {
+            while (name_end < plen && path[name_end] != '/')
+                name_end++;
+            if (!(np = fg_arena_alloc(&x->arena, len - (name_end - 11) + r->rewrite_model_len)))
+                return -1;
+            memcpy(np, path, 11);
+            memcpy(np + 11, r->rewrite_model, r->rewrite_model_len);
+            memcpy(np + 11 + r->rewrite_model_len, path + name_end, len - name_end);
+            len = len - (name_end - 11) + r->rewrite_model_len;
+            path = np;
+        }
+    }
+    x->path = (char *)path;
+    x->path_len = (uint32_t)len;
+    return 0;
+}
+
+/* The body read for routing, with its "model" replaced by rewrite.model
+ * when the route asks for it: the rest stays byte for byte. */
+static int rewrite_body(struct fg_exchange *x, const struct fg_route *r)
+{
+    struct evbuffer *b = x->inspect_body, *nb;
+    size_t len = b ? evbuffer_get_length(b) : 0, start, end;
+    const char *text;
+
+    if (!r->rewrite_model || !len)
+        return 0;
+    text = (const char *)evbuffer_pullup(b, -1);
+    if (fg_json_find_model(text, len, &start, &end) != 1)
+        return 0;
+    if (!(nb = evbuffer_new()))
+        return -1;
+    if (evbuffer_add(nb, text, start) < 0 || evbuffer_add(nb, "\"", 1) < 0 ||
+        evbuffer_add(nb, r->rewrite_model, r->rewrite_model_len) < 0 ||
+        evbuffer_add(nb, "\"", 1) < 0 || evbuffer_add(nb, text + end, len - end) < 0) {
+        evbuffer_free(nb);
+        return -1;
+    }
+    evbuffer_free(b);
+    x->inspect_body = nb;
+    if (x->req_content_length >= 0)
+        x->req_content_length = (int64_t)evbuffer_get_length(nb);
+    return 0;
+}
+
+/* The route is known: rewrite, pick the upstream and a backend (or the
+ * fallback), and send what was read of the body already. */
+static void dispatch(struct fg_exchange *x, const struct fg_route *route)
+{
+    int had_body = x->awaiting_body;
+
     if (!route) {
         fg_exchange_reply_error(x, 404, "no_route", "no route matches this request");
         return;
     }
     x->route = route;
-    x->upstream = fg_route_upstream(route, x, &x->worker->rng);
-    if (cfg->client.max_body_bytes && x->req_content_length >= 0 &&
-        (uint64_t)x->req_content_length > cfg->client.max_body_bytes) {
-        fg_exchange_reply_error(x, 413, "body_too_large", "request body exceeds max_body_bytes");
+    x->awaiting_body = 0;
+    if (rewrite_path(x, route) < 0 || (had_body && rewrite_body(x, route) < 0)) {
+        fg_exchange_reply_error(x, 503, "out_of_memory", "out of memory");
         return;
     }
+    x->upstream = fg_route_upstream(route, x, &x->worker->rng);
     /* nothing was sent yet: any request may go to the fallback, its body
      * will stream there */
     if (bind_backend(x, NULL, 0, 0, 1) < 0 &&
@@ -325,7 +392,64 @@ void fg_proxy_start(struct fg_exchange *x)
             fg_exchange_reply_error(x, 502, "backend_unavailable", "no backend could be reached");
         else
             fg_exchange_reply_error(x, 503, "no_backend", "the upstream has no usable backend");
+        return;
     }
+    if (had_body) {
+        struct evbuffer *b = x->inspect_body;
+        size_t len = b ? evbuffer_get_length(b) : 0;
+        x->uconn->req_sent = 0;
+        if (len)
+            fg_proxy_request_body(x, (const char *)evbuffer_pullup(b, -1), len);
+        if (b)
+            evbuffer_free(b);
+        x->inspect_body = NULL;
+        fg_proxy_request_end(x);
+    }
+}
+
+void fg_proxy_start(struct fg_exchange *x)
+{
+    const struct fg_config *cfg = x->worker->cfg;
+    const struct fg_route *route;
+    int need_body = 0;
+
+    pthread_once(&settings_once, init_settings);
+    x->state = FG_X_UPSTREAM;
+    if (cfg->client.max_body_bytes && x->req_content_length >= 0 &&
+        (uint64_t)x->req_content_length > cfg->client.max_body_bytes) {
+        fg_exchange_reply_error(x, 413, "body_too_large", "request body exceeds max_body_bytes");
+        return;
+    }
+    route = fg_route_match(cfg, x, &need_body);
+    /* a JSON body's "model" decides the route, or is rewritten: read the
+     * body whole first (at most client.model_body_bytes) */
+    if (need_body || (route && route->rewrite_model && x->req_has_body &&
+                      !fg_route_path_has_model(x->path, x->path_len))) {
+        if (x->req_content_length >= 0 &&
+            (uint64_t)x->req_content_length > cfg->client.model_body_bytes) {
+            fg_exchange_reply_error(x, 413, "body_too_large",
+                                    "the body is read to find its model, and it exceeds model_body_bytes");
+            return;
+        }
+        x->awaiting_body = 1;
+        return;
+    }
+    dispatch(x, route);
+}
+
+/* The body of a request that waits for its route is complete. */
+static void body_read(struct fg_exchange *x)
+{
+    const struct fg_config *cfg = x->worker->cfg;
+    struct evbuffer *b = x->inspect_body;
+    size_t len = b ? evbuffer_get_length(b) : 0, start, end;
+    const char *text = len ? (const char *)evbuffer_pullup(b, -1) : "";
+
+    x->body_model_known = 1;
+    if (len && fg_json_find_model(text, len, &start, &end) == 1 &&
+        (x->body_model = fg_arena_dup(&x->arena, text + start + 1, end - start - 2)))
+        x->body_model_len = (uint32_t)(end - start - 2);
+    dispatch(x, fg_route_match(cfg, x, NULL));
 }
 
 /* ---- request body ----------------------------------------------------------- */
@@ -334,6 +458,18 @@ int fg_proxy_request_body(struct fg_exchange *x, const char *data, size_t len)
 {
     struct fg_uconn *c = x->uconn;
     struct evbuffer *out;
+
+    if (x->awaiting_body) {
+        uint64_t max = x->worker->cfg->client.model_body_bytes;
+        if ((!x->inspect_body && !(x->inspect_body = evbuffer_new())) ||
+            evbuffer_get_length(x->inspect_body) + len > max ||
+            evbuffer_add(x->inspect_body, data, len) < 0) {
+            fg_exchange_reply_error(x, 413, "body_too_large",
+                                    "the body is read to find its model, and it exceeds model_body_bytes");
+            return 0;
+        }
+        return 0;
+    }
 
     if (x->route && x->route->fallback && !x->fell_back && !x->body_not_kept && len)
         keep_body(x, data, len);
@@ -360,6 +496,11 @@ void fg_proxy_request_end(struct fg_exchange *x)
 {
     struct fg_uconn *c = x->uconn;
     struct evbuffer *out;
+
+    if (x->awaiting_body) {
+        body_read(x);
+        return;
+    }
 
     if (!c || c->req_sent)
         return;
@@ -664,6 +805,11 @@ static void proxy_release(struct fg_exchange *x)
         evbuffer_free(x->kept_body);
         x->kept_body = NULL;
     }
+    if (x->inspect_body) {
+        evbuffer_free(x->inspect_body);
+        x->inspect_body = NULL;
+    }
+    x->awaiting_body = 0;
 }
 
 const struct fg_handler_ops fg_proxy_handler = {

@@ -123,27 +123,44 @@ static int query_matches(const struct fg_match_kv *list, unsigned n, const char 
     return 1;
 }
 
-/* NAME in /v2/models/NAME or /v2/models/NAME/... */
-static int model_matches(const struct fg_route *r, const char *path, size_t len)
+int fg_route_path_has_model(const char *path, size_t len)
+{
+    return len > 11 && !memcmp(path, "/v2/models/", 11);
+}
+
+/* The model is NAME in /v2/models/NAME or /v2/models/NAME/... (KServe v2);
+ * on other paths, the "model" of the JSON body. 1: matches, 0: does not,
+ * 2: the body must be read first. */
+static int model_matches(const struct fg_route *r, const struct fg_exchange *x, size_t len)
 {
     static const char pre[] = "/v2/models/";
     const size_t pl = sizeof(pre) - 1;
+    const char *path = x->path;
 
-    if (len < pl + r->model_len || memcmp(path, pre, pl) ||
-        memcmp(path + pl, r->model, r->model_len))
-        return 0;
-    return len == pl + r->model_len || path[pl + r->model_len] == '/';
+    if (fg_route_path_has_model(path, len)) {
+        if (len < pl + r->model_len || memcmp(path + pl, r->model, r->model_len))
+            return 0;
+        return len == pl + r->model_len || path[pl + r->model_len] == '/';
+    }
+    if (x->body_model_known)
+        return x->body_model_len == r->model_len &&
+               !memcmp(x->body_model, r->model, r->model_len);
+    return x->req_has_body ? 2 : 0;
 }
 
+/* 1: every condition holds; 0: one does not; 2: all hold that can be
+ * checked without the body, and the model needs it. */
 static int route_matches(const struct fg_route *r, const struct fg_exchange *x, size_t plen,
                          const char *q, size_t qlen)
 {
+    int model = 1;
+
     if (r->path && (plen != r->path_len || memcmp(x->path, r->path, plen)))
         return 0;
     if (r->path_prefix &&
         (r->path_prefix_len > plen || memcmp(r->path_prefix, x->path, r->path_prefix_len)))
         return 0;
-    if (r->model && !model_matches(r, x->path, plen))
+    if (r->model && !(model = model_matches(r, x, plen)))
         return 0;
     if (r->host && !host_matches(r, x))
         return 0;
@@ -153,18 +170,29 @@ static int route_matches(const struct fg_route *r, const struct fg_exchange *x, 
         return 0;
     if (r->nquery && !query_matches(r->query, r->nquery, q, qlen))
         return 0;
-    return 1;
+    return model;
 }
 
-const struct fg_route *fg_route_match(const struct fg_config *cfg, const struct fg_exchange *x)
+const struct fg_route *fg_route_match(const struct fg_config *cfg, const struct fg_exchange *x,
+                                      int *need_body)
 {
     const char *q = memchr(x->path, '?', x->path_len);
     size_t plen = q ? (size_t)(q - x->path) : x->path_len;
     size_t qlen = q ? x->path_len - plen - 1 : 0;
 
-    for (unsigned i = 0; i < cfg->nroutes; i++)
-        if (route_matches(&cfg->routes[i], x, plen, q ? q + 1 : "", qlen))
+    if (need_body)
+        *need_body = 0;
+    for (unsigned i = 0; i < cfg->nroutes; i++) {
+        int m = route_matches(&cfg->routes[i], x, plen, q ? q + 1 : "", qlen);
+        if (m == 1)
             return &cfg->routes[i];
+        if (m == 2) {
+            /* this route, or a later one, depends on the body's model */
+            if (need_body)
+                *need_body = 1;
+            return NULL;
+        }
+    }
     return NULL;
 }
 

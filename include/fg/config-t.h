@@ -42,6 +42,7 @@ struct fg_client_cfg {
     unsigned max_headers;           /* header count; default 100 -> 431 */
     uint64_t max_body_bytes;        /* request body; default 100 MiB; 0 = unlimited -> 413 */
     unsigned h2_max_concurrent_streams; /* default 128 */
+    uint64_t model_body_bytes;      /* body read to find its "model" for routing; default 1 MiB -> 413 */
 };
 
 enum fg_balance {
@@ -154,6 +155,11 @@ struct fg_route {
     struct fg_upstream *fallback;
     uint64_t fallback_body_bytes;   /* request bodies kept for a replay, at most; default 65536 */
     char *upstream_header;          /* response header naming the upstream taken; NULL: none */
+    /* "rewrite": what the upstream is sent instead */
+    char *rewrite_prefix;           /* replaces match.path_prefix at the start of the path */
+    size_t rewrite_prefix_len;
+    char *rewrite_model;            /* the model: in /v2/models/NAME and in a JSON body's "model" */
+    size_t rewrite_model_len;
     size_t upstream_header_len;
 };
 

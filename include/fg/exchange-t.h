@@ -105,6 +105,13 @@ struct fg_exchange {
     unsigned fallback_pending:1;        /* a 5xx/429 head seen: fall back once the parser returns */
     unsigned body_not_kept:1;           /* request body larger than the fallback keeps */
     struct evbuffer *kept_body;         /* request body kept for a fallback replay */
+    /* routing on (or rewriting) the "model" of a JSON body: the body is
+     * read whole before a route is chosen */
+    struct evbuffer *inspect_body;
+    char *body_model;                   /* the body's "model" string, raw; arena */
+    uint32_t body_model_len;
+    unsigned body_model_known:1;        /* the body was read: body_model is what it has */
+    unsigned awaiting_body:1;           /* routing waits for the whole body */
     unsigned req_paused:1;              /* client reading paused for the backend */
 
     /* HTTP/2 front only: the stream and its response body on the way out */

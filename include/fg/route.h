@@ -12,8 +12,16 @@ struct fg_exchange;
 struct fg_rng;
 
 /* The first route of <cfg> whose every match condition holds for the
- * request head in <x> (path, host, method, headers, query, model), or NULL. */
-const struct fg_route *fg_route_match(const struct fg_config *cfg, const struct fg_exchange *x);
+ * request in <x> (path, host, method, headers, query, model), or NULL. The
+ * model of a path other than /v2/models/NAME is the JSON body's "model": when
+ * a route needs it and x->body_model_known is not set yet, returns NULL with
+ * *need_body = 1 (<need_body> may be NULL); read the body, set
+ * x->body_model*, and ask again. */
+const struct fg_route *fg_route_match(const struct fg_config *cfg, const struct fg_exchange *x,
+                                      int *need_body);
+
+/* The path (query excluded, <len> bytes) is /v2/models/... */
+int fg_route_path_has_model(const char *path, size_t len);
 
 /* The upstream <r> sends <x> to: the first of its gray-release rules that
  * holds, else its own upstream or a split arm. A sticky split

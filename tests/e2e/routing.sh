@@ -38,6 +38,10 @@ routes() {  # routes WEIGHT_A WEIGHT_B
       "upstream": "a" },
     { "match": { "path_prefix": "/net" }, "rules": [ { "client": [ "127.0.0.0/8", "::1" ], "upstream": "b" } ],
       "upstream": "a" },
+    { "match": { "path_prefix": "/v1/", "model": "gpt-b" }, "upstream": "b", "rewrite": { "model": "b-model" } },
+    { "match": { "path_prefix": "/v1/", "model": "gpt-a" }, "upstream": "a" },
+    { "match": { "path_prefix": "/rw/" }, "rewrite": { "path_prefix": "/echo/" }, "upstream": "a" },
+    { "match": { "model": "digits3" }, "rewrite": { "model": "digits-v3" }, "upstream": "b" },
     { "match": { "path_prefix": "/d/" }, "upstream": "a" }
   ]
 JSON
@@ -45,7 +49,7 @@ JSON
 pick_port P1
 pick_port P2
 pick_port P3
-printf '{ "listeners": [ { "address": "127.0.0.1:%s" } ],\n%s\n}\n' "$P1" "$(routes 90 10)" | write_config "$T/g1.json"
+printf '{ "listeners": [ { "address": "127.0.0.1:%s" } ], "client": { "model_body_bytes": 4096 },\n%s\n}\n' "$P1" "$(routes 90 10)" | write_config "$T/g1.json"
 printf '{ "listeners": [ { "address": "127.0.0.1:%s" } ],\n%s\n}\n' "$P2" "$(routes 90 10)" | write_config "$T/g2.json"
 printf '{ "listeners": [ { "address": "127.0.0.1:%s" } ],\n%s\n}\n' "$P3" "$(routes 80 20)" | write_config "$T/g3.json"
 start_gateway "$T/g3.json"
@@ -77,6 +81,26 @@ for v in --http1.1 --http2-prior-knowledge; do
     assert_eq b1 "$(arm $v -H 'cookie: canary=no' "$(gw_url /gray)")" "$v gray: other cookie value"
     assert_eq b2 "$(arm $v "$(gw_url /net)")" "$v client network rule (127.0.0.1 in 127.0.0.0/8)"
     assert_eq "" "$(header_value "$T/h" x-fleetgate-upstream)" "$v no upstream header unless asked for"
+    # the model of a JSON body (OpenAI-style), routed on and rewritten
+    body='{"messages":[{"role":"user","model":"not-this"}],"model":"gpt-b","temperature":0.10}'
+    want=$(printf '%s' "${body/gpt-b/b-model}" | sha256sum | awk '{print $1}')
+    fcurl $v -o "$T/b" -D "$T/h" -H 'content-type: application/json' --data-binary "$body" "$(gw_url /v1/chat/completions)"
+    assert_eq b2 "$(header_value "$T/h" x-backend)" "$v body model gpt-b"
+    assert_json "$(cat "$T/b")" body_sha256 "$want" "$v body model rewritten, the rest byte for byte"
+    assert_json "$(cat "$T/b")" body_bytes "$(printf '%s' "${body/gpt-b/b-model}" | wc -c)" "$v rewritten body: content-length follows"
+    body='{ "model" : "gpt-a", "input": "x" }'
+    fcurl $v -o "$T/b" -D "$T/h" --data-binary "$body" "$(gw_url /v1/embeddings)"
+    assert_eq b1 "$(header_value "$T/h" x-backend)" "$v body model gpt-a"
+    assert_json "$(cat "$T/b")" body_sha256 "$(printf '%s' "$body" | sha256sum | awk '{print $1}')" "$v body untouched without rewrite"
+    assert_eq 404 "$(fcurl $v -o /dev/null -w '%{http_code}' --data-binary '{"model":"gpt-z"}' "$(gw_url /v1/completions)")" "$v unknown body model: no route"
+    assert_eq 404 "$(fcurl $v -o /dev/null -w '%{http_code}' --data-binary 'not json' "$(gw_url /v1/completions)")" "$v body not JSON: no model, no route"
+    head -c 5000 /dev/zero | tr '\0' 'x' >"$T/big"
+    assert_eq 413 "$(fcurl $v -o /dev/null -w '%{http_code}' --data-binary @"$T/big" "$(gw_url /v1/completions)")" "$v body over model_body_bytes: 413"
+    # path rewrites
+    fcurl $v -o "$T/b" "$(gw_url '/rw/x/y?q=1')"
+    assert_json "$(cat "$T/b")" path "/echo/x/y?q=1" "$v path prefix rewritten"
+    fcurl $v -o "$T/b" -D "$T/h" --data-binary '{}' "$(gw_url /v2/models/digits3/infer)"
+    assert_json "$(cat "$T/b")" path "/v2/models/digits-v3/infer" "$v model rewritten in the path"
     code=$(fcurl $v -o "$T/b" -w '%{http_code}' "$(gw_url /v2/models/digits/infer)")
     assert_eq 404 "$code" "$v no route matches"
     assert_error_json "$(cat "$T/b")" 404 no_route "$v 404"

@@ -512,6 +512,7 @@ static void test_defaults(void)
     CHECK_UINT(cfg->client.max_headers, 100);
     CHECK_UINT(cfg->client.max_body_bytes, 104857600);
     CHECK_UINT(cfg->client.h2_max_concurrent_streams, 128);
+    CHECK(cfg->client.model_body_bytes == 1048576);
     const struct fg_upstream *u = &cfg->upstreams[0];
     CHECK_STR(u->name, "m");
     CHECK_INT(u->balance, FG_BALANCE_LEAST_CONN);
@@ -638,8 +639,8 @@ static void test_unknown_keys(void)
                 "t.json:1:67: $.upstreams.m.retries: unknown key \"retries\"");
     CHECK_ERROR(BE("{\"address\": \"127.0.0.1:9001\", \"wieght\": 2}"),
                 "t.json:1:65: $.upstreams.m.backends[0].wieght: unknown key \"wieght\"");
-    CHECK_ERROR(RT("{\"match\": {\"path_prefix\": \"/\"}, \"upstream\": \"m\", \"rewrite\": 1}"),
-                "t.json:1:62: $.routes[0].rewrite: unknown key \"rewrite\"");
+    CHECK_ERROR(RT("{\"match\": {\"path_prefix\": \"/\"}, \"upstream\": \"m\", \"rewirte\": 1}"),
+                "t.json:1:62: $.routes[0].rewirte: unknown key \"rewirte\"");
     CHECK_ERROR(MATCH("{\"path_prefix\": \"/\", \"hots\": \"x\"}"),
                 "t.json:1:44: $.routes[0].match.hots: unknown key \"hots\"");
     /* Unknown keys are reported before anything else wrong in the object. */
@@ -774,6 +775,16 @@ static void test_routing_keys(void)
                 "t.json:1:66: $.routes[0].rules[0].client[0]: must be an address or CIDR block (\"10.0.0.0/8\", \"::1\"), host bits 0");
     CHECK_ERROR(RT("{\"match\": {}, \"upstream\": \"m\", \"upstream_header\": \"a b\"}"),
                 "t.json:1:63: $.routes[0].upstream_header: must be a header name (e.g. \"x-fleetgate-upstream\")");
+    CHECK_ERROR(RT("{\"match\": {}, \"upstream\": \"m\", \"rewrite\": {\"path_prefix\": \"/x/\"}}"),
+                "t.json:1:55: $.routes[0].rewrite: \"path_prefix\" needs match.path_prefix (the part it replaces)");
+    CHECK_ERROR(RT("{\"match\": {}, \"upstream\": \"m\", \"rewrite\": {\"model\": \"a b\"}}"),
+                "t.json:1:65: $.routes[0].rewrite.model: must be a model name of letters, digits, '.', '_', ':', '-'");
+    CHECK_ERROR(RT("{\"match\": {}, \"upstream\": \"m\", \"rewrite\": {}}"),
+                "t.json:1:55: $.routes[0].rewrite: must be an object with \"path_prefix\" and/or \"model\"");
+    CHECK_ERROR(RT("{\"match\": {}, \"upstream\": \"m\", \"fallback\": {\"upstream\": \"nope\"}}"),
+                "t.json:1:69: $.routes[0].fallback.upstream: upstream \"nope\" is not defined");
+    CHECK_ERROR(RT("{\"match\": {}, \"upstream\": \"m\", \"fallback\": {\"upstream\": \"m\", \"max_body_bytes\": -1}}"),
+                "t.json:1:92: $.routes[0].fallback.max_body_bytes: must be an integer in 0..16777216");
     CHECK_ERROR(RT("{\"match\": {}, \"split\": {\"stiky\": 1, \"arms\": []}}"),
                 "t.json:1:37: $.routes[0].split.stiky: unknown key \"stiky\"");
 }

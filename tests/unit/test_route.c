@@ -9,6 +9,7 @@
 #include "fg/config.h"
 #include "fg/exchange.h"
 #include "fg/headers.h"
+#include "fg/json_model.h"
 #include "fg/request_id.h"
 #include "fg/route.h"
 #include "unit.h"
@@ -41,7 +42,7 @@ static void head(struct fg_exchange *x, const char *method, const char *path, co
 
 static const char *routed(const struct fg_config *cfg, struct fg_exchange *x)
 {
-    const struct fg_route *r = fg_route_match(cfg, x);
+    const struct fg_route *r = fg_route_match(cfg, x, NULL);
     return r ? r->upstream->name : "none";
 }
 
@@ -183,14 +184,14 @@ static void test_sticky_identity(void)
 
         snprintf(v, sizeof(v), "u%u", i);
         head(&x, "GET", "/h", "a", hdr);
-        u1 = fg_route_upstream(fg_route_match(cfg, &x), &x, &rng);
+        u1 = fg_route_upstream(fg_route_match(cfg, &x, NULL), &x, &rng);
         /* the cookie route, same identity: same hash, same arm (same weights) */
         snprintf(cookie, sizeof(cookie), "x=1; uid=%s; y=2", v);
         head(&x, "GET", "/", "a", ck);
-        u2 = fg_route_upstream(fg_route_match(cfg, &x), &x, &rng);
+        u2 = fg_route_upstream(fg_route_match(cfg, &x, NULL), &x, &rng);
         snprintf(cookie, sizeof(cookie), "uid=\"%s\"", v);
         head(&x, "GET", "/", "a", ck2);
-        u3 = fg_route_upstream(fg_route_match(cfg, &x), &x, &rng);
+        u3 = fg_route_upstream(fg_route_match(cfg, &x, NULL), &x, &rng);
         CHECK(u1 == u2 && u2 == u3);
         diff += u1 == fg_config_upstream(cfg, "b");
     }
@@ -225,7 +226,7 @@ static void test_rules(void)
     fg_rng_seed(&rng);
     fg_exchange_init(&x, NULL);
 #define ARM(m, p, h) (head(&x, m, p, "a", h), x.client = &ci, \
-                      r = fg_route_match(cfg, &x), fg_route_upstream(r, &x, &rng)->name)
+                      r = fg_route_match(cfg, &x, NULL), fg_route_upstream(r, &x, &rng)->name)
     snprintf(ci.addr, sizeof(ci.addr), "192.168.1.1");
     CHECK_STR(ARM("GET", "/", NULL), "stable");
     CHECK_STR(ARM("GET", "/", canary_h), "canary");
@@ -249,8 +250,40 @@ static void test_rules(void)
     fg_config_free(cfg);
 }
 
+static void check_model(const char *text, int want_rc, const char *want)
+{
+    size_t a = 0, b = 0;
+    int rc = fg_json_find_model(text, strlen(text), &a, &b);
+
+    CHECK_MSG(rc == want_rc, "%s: rc %d, want %d", text, rc, want_rc);
+    if (rc == 1 && want) {
+        char got[64];
+        snprintf(got, sizeof(got), "%.*s", (int)(b - a), text + a);
+        CHECK_MSG(!strcmp(got, want), "%s: found %s, want %s", text, got, want);
+    }
+}
+
+static void test_json_model(void)
+{
+    check_model("{\"model\":\"gpt-4\"}", 1, "\"gpt-4\"");
+    check_model(" {\n \"a\" : {\"model\": \"inner\"}, \"b\": [1, {\"model\": 2}, \"x]\"],\n"
+                " \"s\": \"he said \\\"model\\\": \\\"no\\\"\", \"n\": -1.5e3, \"t\": true,"
+                " \"model\" : \"m\\\"x\" }", 1, "\"m\\\"x\"");
+    check_model("{\"messages\": [], \"temperature\": 0.1}", 0, NULL);
+    check_model("{}", 0, NULL);
+    check_model("{\"model\": 5}", 0, NULL);
+    check_model("{\"model\": null, \"x\": 1}", 0, NULL);
+    check_model("[{\"model\": \"a\"}]", -1, NULL);
+    check_model("not json", -1, NULL);
+    check_model("", -1, NULL);
+    check_model("{\"a\": \"unterminated", -1, NULL);
+    check_model("{\"a\": {\"b\": 1}", -1, NULL);
+    check_model("{\"a\" 1}", -1, NULL);
+}
+
 int main(void)
 {
+    UNIT_RUN(test_json_model);
     UNIT_RUN(test_rules);
     UNIT_RUN(test_matching);
     UNIT_RUN(test_split_arms);
