@@ -185,6 +185,7 @@ static int set_rules(struct ctx *c, json_t *v, void *base);
 static int set_upstream_header(struct ctx *c, json_t *v, void *base);
 static int set_fallback(struct ctx *c, json_t *v, void *base);
 static int set_rewrite(struct ctx *c, json_t *v, void *base);
+static int set_mirror(struct ctx *c, json_t *v, void *base);
 static int find_upstream(struct ctx *c, json_t *v, struct fg_upstream **out);
 
 static const struct field client_fields[] = {
@@ -263,6 +264,7 @@ static const struct field route_fields[] = {
     {.key = "upstream_header", .type = FT_FN, .fn = set_upstream_header},
     {.key = "fallback", .type = FT_FN, .fn = set_fallback},
     {.key = "rewrite", .type = FT_FN, .fn = set_rewrite},
+    {.key = "mirror", .type = FT_FN, .fn = set_mirror},
     {0},
 };
 
@@ -723,6 +725,60 @@ static int set_upstream_header(struct ctx *c, json_t *v, void *base)
     for (char *p = r->upstream_header; *p; p++)
         if (*p >= 'A' && *p <= 'Z')
             *p = (char)(*p - 'A' + 'a');
+    return 0;
+}
+
+static int set_mirror(struct ctx *c, json_t *v, void *base)
+{
+    struct fg_route *r = base;
+    const char *key;
+    json_t *e;
+    double pct = 100;
+
+    if (!json_is_object(v))
+        return fail(c, AT_VALUE, "must be an object {\"upstream\": NAME, \"percent\": P}");
+    json_object_foreach(v, key, e) {
+        if (strcmp(key, "upstream") && strcmp(key, "percent") && strcmp(key, "max_in_flight") &&
+            strcmp(key, "max_body_bytes")) {
+            char *q = fg_json_quote(key);
+            push_key(c, key);
+            fail(c, AT_KEY, "unknown key %s", q ? q : "");
+            free(q);
+            return -1;
+        }
+    }
+    if (!(e = json_object_get(v, "upstream")))
+        return fail(c, AT_VALUE, "missing required key \"upstream\"");
+    push_key(c, "upstream");
+    if (find_upstream(c, e, &r->mirror) < 0)
+        return -1;
+    pop(c);
+    if ((e = json_object_get(v, "percent"))) {
+        push_key(c, "percent");
+        if (!json_is_number(e) || json_number_value(e) < 0 || json_number_value(e) > 100)
+            return fail(c, AT_VALUE, "must be a number in 0..100");
+        pct = json_number_value(e);
+        pop(c);
+    }
+    /* a draw below the threshold is mirrored: pct% of 2^64 */
+    r->mirror_threshold = pct >= 100 ? UINT64_MAX : (uint64_t)(pct / 100.0 * 18446744073709551616.0);
+    r->mirror_max_in_flight = 64;
+    if ((e = json_object_get(v, "max_in_flight"))) {
+        push_key(c, "max_in_flight");
+        if (!json_is_integer(e) || json_integer_value(e) < 1 || json_integer_value(e) > 65535)
+            return fail(c, AT_VALUE, "must be an integer in 1..65535");
+        r->mirror_max_in_flight = (unsigned)json_integer_value(e);
+        pop(c);
+    }
+    r->mirror_body_bytes = 1 << 20;
+    if ((e = json_object_get(v, "max_body_bytes"))) {
+        push_key(c, "max_body_bytes");
+        if (!json_is_integer(e) || json_integer_value(e) < 0 ||
+            json_integer_value(e) > 16 * 1024 * 1024)
+            return fail(c, AT_VALUE, "must be an integer in 0..16777216");
+        r->mirror_body_bytes = (uint64_t)json_integer_value(e);
+        pop(c);
+    }
     return 0;
 }
 

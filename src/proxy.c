@@ -23,6 +23,7 @@
 #include "fg/log.h"
 #include "fg/handler.h"
 #include "fg/json_model.h"
+#include "fg/mirror.h"
 #include "fg/proxy.h"
 #include "fg/put.h"
 #include "fg/route.h"
@@ -299,6 +300,11 @@ static void retry_or_fail(struct fg_exchange *x, int status, const char *code,
     evbuffer_free(pending);
 }
 
+int fg_proxy_bind(struct fg_exchange *x)
+{
+    return bind_backend(x, NULL, 0, 0, 1);
+}
+
 /* ---- routing and rewrites ---------------------------------------------------- */
 
 /* The path the upstream gets: match.path_prefix replaced by
@@ -394,6 +400,7 @@ static void dispatch(struct fg_exchange *x, const struct fg_route *route)
             fg_exchange_reply_error(x, 503, "no_backend", "the upstream has no usable backend");
         return;
     }
+    fg_mirror_maybe_start(x);
     if (had_body) {
         struct evbuffer *b = x->inspect_body;
         size_t len = b ? evbuffer_get_length(b) : 0;
@@ -470,7 +477,8 @@ int fg_proxy_request_body(struct fg_exchange *x, const char *data, size_t len)
         }
         return 0;
     }
-
+    if (x->mirror)
+        fg_mirror_body(x, data, len);
     if (x->route && x->route->fallback && !x->fell_back && !x->body_not_kept && len)
         keep_body(x, data, len);
     if (!c || len == 0)
@@ -501,6 +509,8 @@ void fg_proxy_request_end(struct fg_exchange *x)
         body_read(x);
         return;
     }
+    if (x->mirror)
+        fg_mirror_end(x);
 
     if (!c || c->req_sent)
         return;
@@ -800,6 +810,7 @@ void fg_proxy_resume(struct fg_exchange *x)
 
 static void proxy_release(struct fg_exchange *x)
 {
+    fg_mirror_unlink(x);
     fg_proxy_detach(x, 0);
     if (x->kept_body) {
         evbuffer_free(x->kept_body);

@@ -19,6 +19,7 @@
 #include "fg/front.h"
 #include "fg/handler.h"
 #include "fg/log.h"
+#include "fg/mirror.h"
 #include "fg/stream.h"
 #include "fg/uconn.h"
 #include "fg/worker.h"
@@ -64,6 +65,7 @@ int fg_worker_init(struct fg_worker *w, unsigned id, const struct fg_config *cfg
     w->stop_fd = -1;
     TAILQ_INIT(&w->free_exchanges);
     TAILQ_INIT(&w->conns);
+    TAILQ_INIT(&w->mirrors);
     fg_rng_seed(&w->rng);
     {
         /* one loop per thread, never touched by another thread: no locks;
@@ -177,6 +179,7 @@ void fg_worker_free(struct fg_worker *w)
     while (!TAILQ_EMPTY(&w->conns))
         TAILQ_FIRST(&w->conns)->close_now(TAILQ_FIRST(&w->conns));
     free(w->listeners);
+    fg_mirror_stop_all(w);             /* copies no client connection owns */
     if (w->app_inited && w->app->worker_fini)
         w->app->worker_fini(w, w->app->ctx);
     if (w->pools) {

@@ -154,6 +154,14 @@ struct fg_route {
      * backend, or answers 5xx or 429 before any byte reached the client */
     struct fg_upstream *fallback;
     uint64_t fallback_body_bytes;   /* request bodies kept for a replay, at most; default 65536 */
+    /* "mirror": a copy of a share of the requests goes there; its answers
+     * are read and dropped (src/mirror.c) */
+    struct fg_upstream *mirror;
+    uint64_t mirror_threshold;      /* percent as a fraction of 2^64 (>= compared with a draw) */
+    unsigned mirror_max_in_flight;  /* per worker; beyond, copies are dropped; default 64 */
+    uint64_t mirror_body_bytes;     /* larger bodies are not mirrored; default 1 MiB */
+    /* shared, all workers: what became of the copies */
+    _Atomic uint64_t mirror_sent, mirror_ok, mirror_failed, mirror_dropped;
     char *upstream_header;          /* response header naming the upstream taken; NULL: none */
     /* "rewrite": what the upstream is sent instead */
     char *rewrite_prefix;           /* replaces match.path_prefix at the start of the path */

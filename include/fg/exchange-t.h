@@ -105,6 +105,9 @@ struct fg_exchange {
     unsigned fallback_pending:1;        /* a 5xx/429 head seen: fall back once the parser returns */
     unsigned body_not_kept:1;           /* request body larger than the fallback keeps */
     struct evbuffer *kept_body;         /* request body kept for a fallback replay */
+    struct fg_exchange *mirror;         /* the copy of this request, while its body flows */
+    struct fg_exchange *mirror_of;      /* on a copy: the request it copies, while linked */
+    uint64_t mirror_body;               /* on a copy: body bytes sent so far */
     /* routing on (or rewriting) the "model" of a JSON body: the body is
      * read whole before a route is chosen */
     struct evbuffer *inspect_body;

@@ -28,6 +28,10 @@ void fg_proxy_request_end(struct fg_exchange *x);
 /* The client drained its queue below FG_LOW_WATERMARK: resume the backend. */
 void fg_proxy_resume(struct fg_exchange *x);
 
+/* Binds a backend of x->upstream to <x> and queues the request head (for
+ * exchanges the proxy did not route: mirror copies). Returns 0 or -1. */
+int fg_proxy_bind(struct fg_exchange *x);
+
 /* Releases the backend connection and count of <x> without calling any
  * front op (used when the gateway answers by itself). */
 void fg_proxy_detach(struct fg_exchange *x, int reusable);

@@ -67,6 +67,8 @@ struct fg_worker {
     struct fg_pool **pools;             /* [upstream index][backend index] */
     struct fg_lb_state *lb;             /* [upstream index] */
 
+    unsigned mirrors_in_flight;         /* copies of requests sent by this worker, unfinished */
+    struct fg_exchange_list mirrors;    /* those copies (closed when the worker stops) */
     struct fg_client_conn_list conns;   /* client connections open */
     unsigned nconns;
 

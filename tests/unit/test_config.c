@@ -785,6 +785,14 @@ static void test_routing_keys(void)
                 "t.json:1:69: $.routes[0].fallback.upstream: upstream \"nope\" is not defined");
     CHECK_ERROR(RT("{\"match\": {}, \"upstream\": \"m\", \"fallback\": {\"upstream\": \"m\", \"max_body_bytes\": -1}}"),
                 "t.json:1:92: $.routes[0].fallback.max_body_bytes: must be an integer in 0..16777216");
+    CHECK_ERROR(RT("{\"match\": {}, \"upstream\": \"m\", \"mirror\": {\"percent\": 5}}"),
+                "t.json:1:54: $.routes[0].mirror: missing required key \"upstream\"");
+    CHECK_ERROR(RT("{\"match\": {}, \"upstream\": \"m\", \"mirror\": {\"upstream\": \"m\", \"percent\": 101}}"),
+                "t.json:1:83: $.routes[0].mirror.percent: must be a number in 0..100");
+    CHECK_ERROR(RT("{\"match\": {}, \"upstream\": \"m\", \"mirror\": {\"upstream\": \"m\", \"max_in_flight\": 0}}"),
+                "t.json:1:89: $.routes[0].mirror.max_in_flight: must be an integer in 1..65535");
+    CHECK_ERROR(RT("{\"match\": {}, \"upstream\": \"m\", \"mirror\": {\"upstream\": \"m\", \"share\": 1}}"),
+                "t.json:1:72: $.routes[0].mirror.share: unknown key \"share\"");
     CHECK_ERROR(RT("{\"match\": {}, \"split\": {\"stiky\": 1, \"arms\": []}}"),
                 "t.json:1:37: $.routes[0].split.stiky: unknown key \"stiky\"");
 }
