@@ -187,6 +187,21 @@ static int set_fallback(struct ctx *c, json_t *v, void *base);
 static int set_rewrite(struct ctx *c, json_t *v, void *base);
 static int set_mirror(struct ctx *c, json_t *v, void *base);
 static int find_upstream(struct ctx *c, json_t *v, struct fg_upstream **out);
+static int set_health(struct ctx *c, json_t *v, void *base);
+static int set_health_path(struct ctx *c, json_t *v, void *base);
+static int set_health_body(struct ctx *c, json_t *v, void *base);
+
+static const struct field health_fields[] = {
+    {.key = "path", .type = FT_FN, .fn = set_health_path},
+    UINT(struct fg_health_cfg, interval_ms, 100, 3600000, 2000),
+    UINT(struct fg_health_cfg, timeout_ms, 10, 600000, 1000),
+    UINT(struct fg_health_cfg, rise, 1, 100, 2),
+    UINT(struct fg_health_cfg, fall, 1, 100, 3),
+    UINT(struct fg_health_cfg, status_min, 100, 599, 200),
+    UINT(struct fg_health_cfg, status_max, 100, 599, 399),
+    {.key = "body_contains", .type = FT_FN, .fn = set_health_body},
+    {0},
+};
 
 static const struct field client_fields[] = {
     UINT(struct fg_client_cfg, header_timeout_ms, 1, TIMEOUT_MAX, 10000),
@@ -240,6 +255,7 @@ static const struct field upstream_fields[] = {
     UINT(struct fg_upstream, keepalive_timeout_ms, 1, TIMEOUT_MAX, 30000),
     UINT(struct fg_upstream, keepalive, 0, 65535, 1024),
     UINT(struct fg_upstream, max_response_header_bytes, HEADER_BYTES_MIN, HEADER_BYTES_MAX, 32768),
+    {.key = "health_check", .type = FT_FN, .fn = set_health},
     {0},
 };
 
@@ -725,6 +741,56 @@ static int set_upstream_header(struct ctx *c, json_t *v, void *base)
     for (char *p = r->upstream_header; *p; p++)
         if (*p >= 'A' && *p <= 'Z')
             *p = (char)(*p - 'A' + 'a');
+    return 0;
+}
+
+static int set_health(struct ctx *c, json_t *v, void *base)
+{
+    struct fg_upstream *u = base;
+    struct fg_health_cfg *h = &u->health;
+
+    if (!json_is_object(v))
+        return fail(c, AT_VALUE, "must be an object (e.g. {\"path\": \"/v2/health/ready\"})");
+    if (walk(c, v, health_fields, h) < 0)
+        return -1;
+    h->enabled = 1;
+    if (!h->path && !(h->path = strdup("/v2/health/ready")))
+        return oom(c);
+    if (h->status_min > h->status_max) {
+        push_key(c, "status_max");
+        return fail(c, AT_VALUE, "must be at least status_min (%u)", h->status_min);
+    }
+    if (h->timeout_ms > h->interval_ms) {
+        push_key(c, "timeout_ms");
+        return fail(c, AT_VALUE, "must not exceed interval_ms (%u)", h->interval_ms);
+    }
+    return 0;
+}
+
+static int set_health_path(struct ctx *c, json_t *v, void *base)
+{
+    struct fg_health_cfg *h = base;
+    const char *p = json_is_string(v) ? json_string_value(v) : NULL;
+
+    for (const char *q = p; q && *q; q++)
+        if ((unsigned char)*q <= ' ' || *q == 0x7f)
+            p = NULL;
+    if (!p || p[0] != '/')
+        return fail(c, AT_VALUE, "must be a path starting with \"/\", without spaces");
+    if (!(h->path = strdup(p)))
+        return oom(c);
+    return 0;
+}
+
+static int set_health_body(struct ctx *c, json_t *v, void *base)
+{
+    struct fg_health_cfg *h = base;
+    const char *s = nonempty_string(v);
+
+    if (!s)
+        return fail(c, AT_VALUE, "must be a non-empty string");
+    if (!(h->body_contains = strdup(s)))
+        return oom(c);
     return 0;
 }
 
@@ -1322,6 +1388,8 @@ void fg_config_free(struct fg_config *cfg)
     }
     free(cfg->listeners);
     for (unsigned i = 0; i < cfg->nupstreams; i++) {
+        free(cfg->upstreams[i].health.path);
+        free(cfg->upstreams[i].health.body_contains);
         free(cfg->upstreams[i].name);
         free(cfg->upstreams[i].backends);
     }

@@ -10,6 +10,7 @@
 
 #include "fg/daemon.h"
 #include "fg/handler.h"
+#include "fg/health.h"
 #include "fg/log.h"
 #include "fg/tls.h"
 #include "fg/worker.h"
@@ -35,6 +36,7 @@ int fg_daemon_run(const struct fg_config *cfg, const struct fg_app *app)
     sigset_t set;
     int sig = 0, status = 1;
     char *err = NULL;
+    struct fg_health *health = NULL;
 
     if (!app)
         app = &gateway_app;
@@ -65,6 +67,12 @@ int fg_daemon_run(const struct fg_config *cfg, const struct fg_app *app)
             goto out;
         }
     }
+    /* after the signal mask: the checker thread inherits it */
+    health = fg_health_start(cfg, &err);
+    if (!health && err) {
+        fg_log_error("%s", err);
+        goto out;
+    }
     for (; nstarted < cfg->workers; nstarted++) {
         if (fg_worker_start(&workers[nstarted]) != 0) {
             fg_log_error("cannot start worker thread: %s", strerror(errno));
@@ -93,6 +101,7 @@ out:
         fg_worker_stop(&workers[i]);
     for (unsigned i = 0; i < nstarted; i++)
         fg_worker_join(&workers[i]);
+    fg_health_stop(health);
     for (unsigned i = 0; i < ninit; i++)
         fg_worker_free(&workers[i]);
     free(workers);

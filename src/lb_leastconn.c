@@ -18,7 +18,7 @@ struct fg_backend *fg_lb_leastconn_pick(struct fg_upstream *u, struct fg_lb_stat
         struct fg_backend *b = &u->backends[(start + k) % n];
         unsigned active;
 
-        if (b == avoid)
+        if (b == avoid || atomic_load_explicit(&b->down, memory_order_relaxed))
             continue;
         active = atomic_load_explicit(&b->active, memory_order_relaxed);
         /* active/weight < best_active/best->weight, without division */

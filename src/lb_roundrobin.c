@@ -14,7 +14,7 @@ struct fg_backend *fg_lb_roundrobin_pick(struct fg_upstream *u, struct fg_lb_sta
 
     for (unsigned i = 0; i < u->nbackends; i++) {
         struct fg_backend *b = &u->backends[i];
-        if (b == avoid)
+        if (b == avoid || atomic_load_explicit(&b->down, memory_order_relaxed))
             continue;
         st->current[i] += (int)b->weight;
         total += (int)b->weight;

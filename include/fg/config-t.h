@@ -61,6 +61,21 @@ struct fg_backend {
     _Atomic unsigned active;
     /* shared: requests ever sent (metrics, tests) */
     _Atomic uint64_t total;
+    /* shared: set by the health checker (health.c); balancers skip it */
+    _Atomic int down;
+};
+
+/* "health_check" of an upstream: active HTTP checks, one per backend (not
+ * per worker), from the health checker's own thread. */
+struct fg_health_cfg {
+    int enabled;                    /* the key is present */
+    char *path;                     /* default "/v2/health/ready" */
+    unsigned interval_ms;           /* default 2000, +-10% jitter */
+    unsigned timeout_ms;            /* default 1000: connect + answer */
+    unsigned rise;                  /* consecutive passes to come back up; default 2 */
+    unsigned fall;                  /* consecutive failures to go down; default 3 */
+    unsigned status_min, status_max; /* passing statuses; default 200..399 */
+    char *body_contains;            /* and this in the response body; NULL: anything */
 };
 
 struct fg_upstream {
@@ -75,6 +90,7 @@ struct fg_upstream {
     unsigned keepalive_timeout_ms;  /* pooled idle connection lifetime; default 30000 */
     unsigned keepalive;             /* idle connections kept per backend per worker; default 1024 */
     unsigned max_response_header_bytes; /* default 32768 -> 502 */
+    struct fg_health_cfg health;
 };
 
 /* A name and a value a request must carry (header, query parameter). */

@@ -793,8 +793,46 @@ static void test_routing_keys(void)
                 "t.json:1:89: $.routes[0].mirror.max_in_flight: must be an integer in 1..65535");
     CHECK_ERROR(RT("{\"match\": {}, \"upstream\": \"m\", \"mirror\": {\"upstream\": \"m\", \"share\": 1}}"),
                 "t.json:1:72: $.routes[0].mirror.share: unknown key \"share\"");
+    CHECK_ERROR(UP("{\"backends\": [{\"address\": \"127.0.0.1:9001\"}], \"health_check\": 1}"),
+                "t.json:1:83: $.upstreams.m.health_check: must be an object (e.g. {\"path\": \"/v2/health/ready\"})");
+    CHECK_ERROR(UP("{\"backends\": [{\"address\": \"127.0.0.1:9001\"}], \"health_check\": {\"path\": \"health\"}}"),
+                "t.json:1:92: $.upstreams.m.health_check.path: must be a path starting with \"/\", without spaces");
+    CHECK_ERROR(UP("{\"backends\": [{\"address\": \"127.0.0.1:9001\"}], \"health_check\": {\"fall\": 0}}"),
+                "t.json:1:92: $.upstreams.m.health_check.fall: must be an integer in 1..100");
+    CHECK_ERROR(UP("{\"backends\": [{\"address\": \"127.0.0.1:9001\"}], \"health_check\": {\"status_min\": 300, \"status_max\": 299}}"),
+                "t.json:1:117: $.upstreams.m.health_check.status_max: must be at least status_min (300)");
+    CHECK_ERROR(UP("{\"backends\": [{\"address\": \"127.0.0.1:9001\"}], \"health_check\": {\"interval_ms\": 500, \"timeout_ms\": 600}}"),
+                "t.json:1:118: $.upstreams.m.health_check.timeout_ms: must not exceed interval_ms (500)");
+    CHECK_ERROR(UP("{\"backends\": [{\"address\": \"127.0.0.1:9001\"}], \"health_check\": {\"intervall_ms\": 500}}"),
+                "t.json:1:84: $.upstreams.m.health_check.intervall_ms: unknown key \"intervall_ms\"");
     CHECK_ERROR(RT("{\"match\": {}, \"split\": {\"stiky\": 1, \"arms\": []}}"),
                 "t.json:1:37: $.routes[0].split.stiky: unknown key \"stiky\"");
+}
+
+static void test_health_defaults(void)
+{
+    char *err = NULL;
+    struct fg_config *cfg = parse(
+        "{\"listeners\": [{\"address\": \"127.0.0.1:8080\"}],\n"
+        " \"upstreams\": {\"a\": {\"backends\": [{\"address\": \"127.0.0.1:9001\"}], \"health_check\": {}},\n"
+        "               \"b\": {\"backends\": [{\"address\": \"127.0.0.1:9002\"}]}},\n"
+        " \"routes\": [{\"match\": {}, \"upstream\": \"a\"}]}\n", "t.json", &err);
+    CHECK_STR(err, NULL);
+    if (CHECK(cfg != NULL)) {
+        const struct fg_health_cfg *h = &fg_config_upstream(cfg, "a")->health;
+        CHECK_INT(h->enabled, 1);
+        CHECK_STR(h->path, "/v2/health/ready");
+        CHECK_UINT(h->interval_ms, 2000);
+        CHECK_UINT(h->timeout_ms, 1000);
+        CHECK_UINT(h->rise, 2);
+        CHECK_UINT(h->fall, 3);
+        CHECK_UINT(h->status_min, 200);
+        CHECK_UINT(h->status_max, 399);
+        CHECK(h->body_contains == NULL);
+        CHECK_INT(fg_config_upstream(cfg, "b")->health.enabled, 0);
+    }
+    fg_config_free(cfg);
+    free(err);
 }
 
 static void test_workers_errors(void)
@@ -1390,6 +1428,7 @@ int main(void)
     UNIT_RUN(test_unknown_keys);
     UNIT_RUN(test_missing_keys);
     UNIT_RUN(test_routing_keys);
+    UNIT_RUN(test_health_defaults);
     UNIT_RUN(test_workers_errors);
     UNIT_RUN(test_type_errors);
     UNIT_RUN(test_int_ranges);
