@@ -276,28 +276,42 @@ static void retry_or_fail(struct fg_exchange *x, int status, const char *code,
 {
     struct fg_uconn *c = x->uconn;
     struct fg_upstream *u = x->upstream;
-    struct evbuffer *pending;
+    const struct fg_route *r = x->route;
+    struct evbuffer *pending = evbuffer_new();
     int req_sent = c->req_sent, chunked_req = c->chunked_req;
 
-    if (x->attempts >= 1 || u->nbackends < 2 || !(pending = evbuffer_new())) {
-        if (can_fall_back(x) && fall_back(x, message, 1) == 0)
-            return;
+    if (!pending) {
         fail(x, status, code, message);
         return;
     }
-    x->attempts++;
-    fg_log_warn("backend %s: %s; retrying on another backend", x->backend->addr.text, message);
+    /* nothing of the request reached a backend: it may go elsewhere as
+     * queued so far, its body (if any) still flowing in behind */
     evbuffer_add_buffer(pending, fg_stream_output(c->bev));
-    x->failed_backend = x->backend;
-    fg_proxy_detach(x, 0);
-    if (bind_backend(x, pending, req_sent, chunked_req, 1) < 0) {
-        evbuffer_free(pending);
-        if (can_fall_back(x) && fall_back(x, message, 1) == 0)
+    if (x->attempts < 1 && u->nbackends >= 2) {
+        x->attempts++;
+        fg_log_warn("backend %s: %s; retrying on another backend", x->backend->addr.text, message);
+        x->failed_backend = x->backend;
+        fg_proxy_detach(x, 0);
+        if (bind_backend(x, pending, req_sent, chunked_req, 1) == 0) {
+            evbuffer_free(pending);
             return;
-        fail(x, status, code, message);
-        return;
+        }
+    }
+    fg_proxy_detach(x, 0);
+    if (r && r->fallback && !x->fell_back && x->state == FG_X_UPSTREAM) {
+        fg_log_info("upstream %s: %s; sending the request to fallback %s", u->name, message,
+                    r->fallback->name);
+        x->fell_back = 1;
+        x->upstream = r->fallback;
+        x->failed_backend = NULL;
+        x->attempts = 0;
+        if (bind_backend(x, pending, req_sent, chunked_req, 1) == 0) {
+            evbuffer_free(pending);
+            return;
+        }
     }
     evbuffer_free(pending);
+    fail(x, status, code, message);
 }
 
 int fg_proxy_bind(struct fg_exchange *x)
