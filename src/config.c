@@ -190,6 +190,15 @@ static int find_upstream(struct ctx *c, json_t *v, struct fg_upstream **out);
 static int set_health(struct ctx *c, json_t *v, void *base);
 static int set_health_path(struct ctx *c, json_t *v, void *base);
 static int set_health_body(struct ctx *c, json_t *v, void *base);
+static int set_outlier(struct ctx *c, json_t *v, void *base);
+
+static const struct field outlier_fields[] = {
+    UINT(struct fg_outlier_cfg, consecutive_failures, 1, 1000, 5),
+    UINT(struct fg_outlier_cfg, base_ejection_ms, 1, TIMEOUT_MAX, 30000),
+    UINT(struct fg_outlier_cfg, max_ejection_ms, 1, TIMEOUT_MAX, 300000),
+    UINT(struct fg_outlier_cfg, max_ejected_percent, 0, 100, 50),
+    {0},
+};
 
 static const struct field health_fields[] = {
     {.key = "path", .type = FT_FN, .fn = set_health_path},
@@ -256,6 +265,7 @@ static const struct field upstream_fields[] = {
     UINT(struct fg_upstream, keepalive, 0, 65535, 1024),
     UINT(struct fg_upstream, max_response_header_bytes, HEADER_BYTES_MIN, HEADER_BYTES_MAX, 32768),
     {.key = "health_check", .type = FT_FN, .fn = set_health},
+    {.key = "outlier_detection", .type = FT_FN, .fn = set_outlier},
     {0},
 };
 
@@ -764,6 +774,22 @@ static int set_health(struct ctx *c, json_t *v, void *base)
         push_key(c, "timeout_ms");
         return fail(c, AT_VALUE, "must not exceed interval_ms (%u)", h->interval_ms);
     }
+    return 0;
+}
+
+static int set_outlier(struct ctx *c, json_t *v, void *base)
+{
+    struct fg_upstream *u = base;
+
+    if (!json_is_object(v))
+        return fail(c, AT_VALUE, "must be an object (e.g. {\"consecutive_failures\": 5})");
+    if (walk(c, v, outlier_fields, &u->outlier) < 0)
+        return -1;
+    if (u->outlier.max_ejection_ms < u->outlier.base_ejection_ms) {
+        push_key(c, "max_ejection_ms");
+        return fail(c, AT_VALUE, "must be at least base_ejection_ms (%u)", u->outlier.base_ejection_ms);
+    }
+    u->outlier.enabled = 1;
     return 0;
 }
 

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include "fg/balancer.h"
+#include "fg/outlier.h"
 
 struct fg_backend *fg_lb_leastconn_pick(struct fg_upstream *u, struct fg_lb_state *st,
                                         const struct fg_backend *avoid)
@@ -18,7 +19,8 @@ struct fg_backend *fg_lb_leastconn_pick(struct fg_upstream *u, struct fg_lb_stat
         struct fg_backend *b = &u->backends[(start + k) % n];
         unsigned active;
 
-        if (b == avoid || atomic_load_explicit(&b->down, memory_order_relaxed))
+        if (b == avoid || atomic_load_explicit(&b->down, memory_order_relaxed) ||
+            fg_outlier_ejected(b))
             continue;
         active = atomic_load_explicit(&b->active, memory_order_relaxed);
         /* active/weight < best_active/best->weight, without division */

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include "fg/balancer.h"
+#include "fg/outlier.h"
 
 struct fg_backend *fg_lb_roundrobin_pick(struct fg_upstream *u, struct fg_lb_state *st,
                                          const struct fg_backend *avoid)
@@ -14,7 +15,8 @@ struct fg_backend *fg_lb_roundrobin_pick(struct fg_upstream *u, struct fg_lb_sta
 
     for (unsigned i = 0; i < u->nbackends; i++) {
         struct fg_backend *b = &u->backends[i];
-        if (b == avoid || atomic_load_explicit(&b->down, memory_order_relaxed))
+        if (b == avoid || atomic_load_explicit(&b->down, memory_order_relaxed) ||
+            fg_outlier_ejected(b))
             continue;
         st->current[i] += (int)b->weight;
         total += (int)b->weight;

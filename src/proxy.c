@@ -24,6 +24,7 @@
 #include "fg/handler.h"
 #include "fg/json_model.h"
 #include "fg/mirror.h"
+#include "fg/outlier.h"
 #include "fg/proxy.h"
 #include "fg/put.h"
 #include "fg/route.h"
@@ -194,6 +195,8 @@ static int bind_backend(struct fg_exchange *x, struct evbuffer *pending, int req
 
 static void fail(struct fg_exchange *x, int status, const char *code, const char *message)
 {
+    if (x->backend)
+        fg_outlier_failure(x->backend, message);    /* every caller blames the backend */
     fg_proxy_detach(x, 0);
     if (x->state == FG_X_RESPONDING) {
         x->state = FG_X_DONE;
@@ -280,7 +283,9 @@ static void retry_or_fail(struct fg_exchange *x, int status, const char *code,
     struct evbuffer *pending = evbuffer_new();
     int req_sent = c->req_sent, chunked_req = c->chunked_req;
 
+    fg_outlier_failure(x->backend, message);
     if (!pending) {
+        fg_proxy_detach(x, 0);
         fail(x, status, code, message);
         return;
     }
@@ -311,7 +316,7 @@ static void retry_or_fail(struct fg_exchange *x, int status, const char *code,
         }
     }
     evbuffer_free(pending);
-    fail(x, status, code, message);
+    fg_exchange_reply_error(x, status, code, message);   /* counted above */
 }
 
 int fg_proxy_bind(struct fg_exchange *x)
@@ -620,6 +625,13 @@ static int on_headers_complete(llhttp_t *p)
         fg_headers_reset(&x->resp_headers);
         c->head_bytes = 0;
         return 0;
+    }
+    if (status >= 500) {
+        char why[24];
+        snprintf(why, sizeof(why), "status %d", status);
+        fg_outlier_failure(c->backend, why);
+    } else {
+        fg_outlier_success(c->backend);
     }
     if ((status >= 500 || status == 429) && can_fall_back(x)) {
         /* the parser and this connection are on the stack: fall back once

@@ -63,6 +63,20 @@ struct fg_backend {
     _Atomic uint64_t total;
     /* shared: set by the health checker (health.c); balancers skip it */
     _Atomic int down;
+    /* shared, passive checks (outlier.c): failures in a row, ejections so
+     * far, and until when (CLOCK_MONOTONIC ms) the backend is out */
+    _Atomic unsigned consecutive_failures;
+    _Atomic unsigned ejections;
+    _Atomic uint64_t ejected_until_ms;
+};
+
+/* "outlier_detection" of an upstream: passive checks on real traffic. */
+struct fg_outlier_cfg {
+    int enabled;
+    unsigned consecutive_failures;  /* default 5 */
+    unsigned base_ejection_ms;      /* default 30000; x the number of ejections */
+    unsigned max_ejection_ms;       /* default 300000 */
+    unsigned max_ejected_percent;   /* of the backends, default 50 */
 };
 
 /* "health_check" of an upstream: active HTTP checks, one per backend (not
@@ -91,6 +105,7 @@ struct fg_upstream {
     unsigned keepalive;             /* idle connections kept per backend per worker; default 1024 */
     unsigned max_response_header_bytes; /* default 32768 -> 502 */
     struct fg_health_cfg health;
+    struct fg_outlier_cfg outlier;
 };
 
 /* A name and a value a request must carry (header, query parameter). */

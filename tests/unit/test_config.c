@@ -805,6 +805,12 @@ static void test_routing_keys(void)
                 "t.json:1:118: $.upstreams.m.health_check.timeout_ms: must not exceed interval_ms (500)");
     CHECK_ERROR(UP("{\"backends\": [{\"address\": \"127.0.0.1:9001\"}], \"health_check\": {\"intervall_ms\": 500}}"),
                 "t.json:1:84: $.upstreams.m.health_check.intervall_ms: unknown key \"intervall_ms\"");
+    CHECK_ERROR(UP("{\"backends\": [{\"address\": \"127.0.0.1:9001\"}], \"outlier_detection\": {\"consecutive_failures\": 0}}"),
+                "t.json:1:113: $.upstreams.m.outlier_detection.consecutive_failures: must be an integer in 1..1000");
+    CHECK_ERROR(UP("{\"backends\": [{\"address\": \"127.0.0.1:9001\"}], \"outlier_detection\": {\"base_ejection_ms\": 5000, \"max_ejection_ms\": 1000}}"),
+                "t.json:1:134: $.upstreams.m.outlier_detection.max_ejection_ms: must be at least base_ejection_ms (5000)");
+    CHECK_ERROR(UP("{\"backends\": [{\"address\": \"127.0.0.1:9001\"}], \"outlier_detection\": {\"max_ejected_percent\": 101}}"),
+                "t.json:1:112: $.upstreams.m.outlier_detection.max_ejected_percent: must be an integer in 0..100");
     CHECK_ERROR(RT("{\"match\": {}, \"split\": {\"stiky\": 1, \"arms\": []}}"),
                 "t.json:1:37: $.routes[0].split.stiky: unknown key \"stiky\"");
 }
@@ -830,6 +836,7 @@ static void test_health_defaults(void)
         CHECK_UINT(h->status_max, 399);
         CHECK(h->body_contains == NULL);
         CHECK_INT(fg_config_upstream(cfg, "b")->health.enabled, 0);
+        CHECK_INT(fg_config_upstream(cfg, "a")->outlier.enabled, 0);
     }
     fg_config_free(cfg);
     free(err);
