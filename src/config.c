@@ -266,6 +266,7 @@ static const struct field upstream_fields[] = {
     UINT(struct fg_upstream, max_response_header_bytes, HEADER_BYTES_MIN, HEADER_BYTES_MAX, 32768),
     {.key = "health_check", .type = FT_FN, .fn = set_health},
     {.key = "outlier_detection", .type = FT_FN, .fn = set_outlier},
+    UINT(struct fg_upstream, slow_start_ms, 0, TIMEOUT_MAX, 0),
     {0},
 };
 

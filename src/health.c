@@ -17,6 +17,7 @@
 
 #include "fg/health.h"
 #include "fg/log.h"
+#include "fg/outlier.h"
 
 #define MAX_ANSWER (64 * 1024)
 
@@ -64,6 +65,7 @@ static void verdict(struct probe *p, int pass, const char *why)
         p->passes++;
         p->failures = 0;
         if (down && p->passes >= c->rise) {
+            atomic_store(&p->b->up_since_ms, fg_outlier_now_ms());     /* slow start from here */
             atomic_store(&p->b->down, 0);
             fg_log_info("upstream %s: backend %s is UP (%u passing checks)",
                         p->b->upstream->name, p->b->addr.text, p->passes);

@@ -10,23 +10,25 @@ struct fg_backend *fg_lb_leastconn_pick(struct fg_upstream *u, struct fg_lb_stat
                                         const struct fg_backend *avoid)
 {
     struct fg_backend *best = NULL;
-    unsigned best_active = 0, n = u->nbackends, start;
+    unsigned best_active = 0, best_w = 1, n = u->nbackends, start;
 
     if (n == 0)
         return NULL;
     start = st->cursor++ % n;
     for (unsigned k = 0; k < n; k++) {
         struct fg_backend *b = &u->backends[(start + k) % n];
-        unsigned active;
+        unsigned active, w;
 
         if (b == avoid || atomic_load_explicit(&b->down, memory_order_relaxed) ||
             fg_outlier_ejected(b))
             continue;
         active = atomic_load_explicit(&b->active, memory_order_relaxed);
-        /* active/weight < best_active/best->weight, without division */
-        if (!best || (uint64_t)active * best->weight < (uint64_t)best_active * b->weight) {
+        w = fg_backend_weight_now(b);   /* slow start lowers it for a while */
+        /* active/w < best_active/best_w, without division */
+        if (!best || (uint64_t)active * best_w < (uint64_t)best_active * w) {
             best = b;
             best_active = active;
+            best_w = w;
         }
     }
     return best;

@@ -18,8 +18,9 @@ struct fg_backend *fg_lb_roundrobin_pick(struct fg_upstream *u, struct fg_lb_sta
         if (b == avoid || atomic_load_explicit(&b->down, memory_order_relaxed) ||
             fg_outlier_ejected(b))
             continue;
-        st->current[i] += (int)b->weight;
-        total += (int)b->weight;
+        int w = (int)fg_backend_weight_now(b);    /* x100; lower during slow start */
+        st->current[i] += w;
+        total += w;
         if (best_i < 0 || st->current[i] > st->current[best_i]) {
             best_i = (int)i;
             best = b;

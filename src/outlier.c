@@ -73,3 +73,23 @@ void fg_outlier_success(struct fg_backend *b)
         atomic_load_explicit(&b->consecutive_failures, memory_order_relaxed))
         atomic_store_explicit(&b->consecutive_failures, 0, memory_order_relaxed);
 }
+
+unsigned fg_backend_weight_now(const struct fg_backend *b)
+{
+    unsigned full = b->weight * 100, ss = b->upstream->slow_start_ms;
+    uint64_t since, ej, now, w;
+
+    if (!ss)
+        return full;
+    since = atomic_load_explicit(&((struct fg_backend *)b)->up_since_ms, memory_order_relaxed);
+    ej = atomic_load_explicit(&((struct fg_backend *)b)->ejected_until_ms, memory_order_relaxed);
+    if (ej > since)
+        since = ej;
+    if (!since)
+        return full;                    /* never went away */
+    now = fg_outlier_now_ms();
+    if (now >= since + ss)
+        return full;
+    w = now > since ? (uint64_t)full * (now - since) / ss : 0;
+    return w ? (unsigned)w : 1;
+}

@@ -68,6 +68,8 @@ struct fg_backend {
     _Atomic unsigned consecutive_failures;
     _Atomic unsigned ejections;
     _Atomic uint64_t ejected_until_ms;
+    /* shared: when the health checker last brought it back up (ms) */
+    _Atomic uint64_t up_since_ms;
 };
 
 /* "outlier_detection" of an upstream: passive checks on real traffic. */
@@ -106,6 +108,7 @@ struct fg_upstream {
     unsigned max_response_header_bytes; /* default 32768 -> 502 */
     struct fg_health_cfg health;
     struct fg_outlier_cfg outlier;
+    unsigned slow_start_ms;         /* ramp of a returning backend's weight; default 0: none */
 };
 
 /* A name and a value a request must carry (header, query parameter). */

@@ -17,4 +17,10 @@ void fg_outlier_success(struct fg_backend *b);
 int fg_outlier_ejected(const struct fg_backend *b);
 uint64_t fg_outlier_now_ms(void);
 
+/* The backend's weight for balancing now, x100 (so that a ramp has steps
+ * even for weight 1): its full weight, or during slow_start_ms after it came
+ * back (health checks up, or its ejection ended) a share growing linearly
+ * from 1. Balancers compare these, never the raw weights. */
+unsigned fg_backend_weight_now(const struct fg_backend *b);
+
 #endif

@@ -16,6 +16,10 @@ import http.server, os, sys
 name, port, tdir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # one write per answer, no Nagle: ~1 ms per request instead of a 40 ms
+    # delayed-ACK stall between head and body
+    wbufsize = 65536
+    disable_nagle_algorithm = True
     def do_GET(self):
         code, body = 200, b"hello"
         if self.path == "/health":
@@ -99,6 +103,38 @@ sleep 0.9
 read -r na nb no <<<"$(spread 40)"
 assert_eq "20 20 0" "$na $nb $no" "a passing again (rise 2): back in rotation"
 assert_contains "$(cat "$GW_LOG")" "backend 127.0.0.1:$PA is UP" "UP logged"
+
+# slow start: a second gateway with slow_start_ms 2000 ramps a back in
+pick_port GWP2
+write_config "$T/gw2.json" <<JSON
+{
+  "workers": 1,
+  "listeners": [ { "address": "127.0.0.1:$GWP2" } ],
+  "upstreams": {
+    "m": { "balance": "round_robin", "slow_start_ms": 2000,
+           "backends": [ { "address": "127.0.0.1:$PA" }, { "address": "127.0.0.1:$PB" } ],
+           "health_check": { "path": "/health", "interval_ms": 100, "timeout_ms": 90,
+                             "rise": 1, "fall": 1 } }
+  },
+  "routes": [ { "match": { "path_prefix": "/" }, "upstream": "m" } ]
+}
+JSON
+GWP_SAVED=$GWP
+start_gateway "$T/gw2.json"
+GWP=$GWP2
+touch "$T/a.down"
+sleep 0.5
+rm -f "$T/a.down"
+for i in $(seq 1 50); do grep -q "127.0.0.1:$PA is UP" "$GW_LOG" && break; sleep 0.02; done
+read -r na nb no <<<"$(spread 100)"
+note "slow start, just after a came back: a $na, b $nb"
+assert_le "$na" 25 "slow start: a returning backend gets a small share at first"
+sleep 2.2
+read -r na nb no <<<"$(spread 100)"
+note "slow start, 2.2 s later: a $na, b $nb"
+assert_ge "$na" 40 "slow start over: a gets its full share again"
+assert_le "$na" 60 "slow start over: a gets its full share, no more"
+GWP=$GWP_SAVED
 
 # a backend that is gone (connection refused) goes down too; all down: 503 at once
 stop_pid "${PYPID[a]}" 2
