@@ -449,6 +449,28 @@ static int walk(struct ctx *c, json_t *obj, const struct field *tab, void *base)
     return 0;
 }
 
+/* Fails, at the key, on the first key of object <obj> not in <keys>
+ * (NULL-terminated): the hand-written objects are as strict as the tables. */
+static int only_keys(struct ctx *c, json_t *obj, const char *const *keys)
+{
+    const char *key;
+    json_t *e;
+
+    json_object_foreach(obj, key, e) {
+        unsigned i = 0;
+        while (keys[i] && strcmp(keys[i], key))
+            i++;
+        if (!keys[i]) {
+            char *q = fg_json_quote(key);
+            push_key(c, key);
+            fail(c, AT_KEY, "unknown key %s", q ? q : "");
+            free(q);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int oom(struct ctx *c)
 {
     return fail(c, AT_VALUE, "out of memory");
@@ -824,22 +846,13 @@ static int set_health_body(struct ctx *c, json_t *v, void *base)
 static int set_mirror(struct ctx *c, json_t *v, void *base)
 {
     struct fg_route *r = base;
-    const char *key;
     json_t *e;
     double pct = 100;
 
     if (!json_is_object(v))
         return fail(c, AT_VALUE, "must be an object {\"upstream\": NAME, \"percent\": P}");
-    json_object_foreach(v, key, e) {
-        if (strcmp(key, "upstream") && strcmp(key, "percent") && strcmp(key, "max_in_flight") &&
-            strcmp(key, "max_body_bytes")) {
-            char *q = fg_json_quote(key);
-            push_key(c, key);
-            fail(c, AT_KEY, "unknown key %s", q ? q : "");
-            free(q);
-            return -1;
-        }
-    }
+    if (only_keys(c, v, (const char *const[]){"upstream", "percent", "max_in_flight", "max_body_bytes", NULL}) < 0)
+        return -1;
     if (!(e = json_object_get(v, "upstream")))
         return fail(c, AT_VALUE, "missing required key \"upstream\"");
     push_key(c, "upstream");
@@ -878,20 +891,12 @@ static int set_mirror(struct ctx *c, json_t *v, void *base)
 static int set_rewrite(struct ctx *c, json_t *v, void *base)
 {
     struct fg_route *r = base;
-    const char *key;
     json_t *e;
 
     if (!json_is_object(v) || json_object_size(v) == 0)
         return fail(c, AT_VALUE, "must be an object with \"path_prefix\" and/or \"model\"");
-    json_object_foreach(v, key, e) {
-        if (strcmp(key, "path_prefix") && strcmp(key, "model")) {
-            char *q = fg_json_quote(key);
-            push_key(c, key);
-            fail(c, AT_KEY, "unknown key %s", q ? q : "");
-            free(q);
-            return -1;
-        }
-    }
+    if (only_keys(c, v, (const char *const[]){"path_prefix", "model", NULL}) < 0)
+        return -1;
     if ((e = json_object_get(v, "path_prefix"))) {
         push_key(c, "path_prefix");
         if (!json_is_string(e) || json_string_value(e)[0] != '/')
@@ -919,21 +924,13 @@ static int set_rewrite(struct ctx *c, json_t *v, void *base)
 static int set_fallback(struct ctx *c, json_t *v, void *base)
 {
     struct fg_route *r = base;
-    const char *key;
-    json_t *e, *u, *m;
+    json_t *u, *m;
 
     r->fallback_body_bytes = 65536;
     if (!json_is_object(v))
         return fail(c, AT_VALUE, "must be an object {\"upstream\": NAME, \"max_body_bytes\": N}");
-    json_object_foreach(v, key, e) {
-        if (strcmp(key, "upstream") && strcmp(key, "max_body_bytes")) {
-            char *q = fg_json_quote(key);
-            push_key(c, key);
-            fail(c, AT_KEY, "unknown key %s", q ? q : "");
-            free(q);
-            return -1;
-        }
-    }
+    if (only_keys(c, v, (const char *const[]){"upstream", "max_body_bytes", NULL}) < 0)
+        return -1;
     if (!(u = json_object_get(v, "upstream")))
         return fail(c, AT_VALUE, "missing required key \"upstream\"");
     push_key(c, "upstream");
@@ -995,25 +992,14 @@ static const char *const rule_keys[] = {"header", "cookie", "query", "client", "
 
 static int set_rule(struct ctx *c, json_t *v, struct fg_rule *r)
 {
-    const char *key;
     json_t *e;
     int conditions = 0;
 
     if (!json_is_object(v))
         return fail(c, AT_VALUE, "must be an object: conditions (header, cookie, query, client) "
                                  "and \"upstream\"");
-    json_object_foreach(v, key, e) {
-        unsigned i = 0;
-        while (rule_keys[i] && strcmp(rule_keys[i], key))
-            i++;
-        if (!rule_keys[i]) {
-            char *q = fg_json_quote(key);
-            push_key(c, key);
-            fail(c, AT_KEY, "unknown key %s", q ? q : "");
-            free(q);
-            return -1;
-        }
-    }
+    if (only_keys(c, v, rule_keys) < 0)
+        return -1;
     if ((e = json_object_get(v, "header"))) {
         push_key(c, "header");
         if (set_kv(c, e, &r->headers, &r->nheaders, 1) < 0)
@@ -1109,21 +1095,12 @@ static int set_split(struct ctx *c, json_t *v, void *base)
     struct fg_route *r = base;
     struct fg_split *sp;
     json_t *arms = json_object_get(v, "arms"), *sticky = json_object_get(v, "sticky");
-    const char *key;
-    json_t *e;
     size_t n;
 
     if (!json_is_object(v))
         return fail(c, AT_VALUE, "must be an object with \"arms\" (and optionally \"sticky\")");
-    json_object_foreach(v, key, e) {
-        if (strcmp(key, "arms") && strcmp(key, "sticky")) {
-            char *q = fg_json_quote(key);
-            push_key(c, key);
-            fail(c, AT_KEY, "unknown key %s", q ? q : "");
-            free(q);
-            return -1;
-        }
-    }
+    if (only_keys(c, v, (const char *const[]){"arms", "sticky", NULL}) < 0)
+        return -1;
     if (!(sp = r->split = calloc(1, sizeof(*sp))))
         return oom(c);
     if (sticky) {
@@ -1145,15 +1122,8 @@ static int set_split(struct ctx *c, json_t *v, void *base)
         push_index(c, i);
         if (!json_is_object(a))
             return fail(c, AT_VALUE, "must be an object {\"upstream\": NAME, \"weight\": N}");
-        json_object_foreach(a, key, e) {
-            if (strcmp(key, "upstream") && strcmp(key, "weight")) {
-                char *q = fg_json_quote(key);
-                push_key(c, key);
-                fail(c, AT_KEY, "unknown key %s", q ? q : "");
-                free(q);
-                return -1;
-            }
-        }
+        if (only_keys(c, a, (const char *const[]){"upstream", "weight", NULL}) < 0)
+            return -1;
         u = json_object_get(a, "upstream");
         w = json_object_get(a, "weight");
         if (!u)
