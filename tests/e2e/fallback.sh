@@ -9,37 +9,9 @@ require_cmd curl
 
 start_backend good
 # "sick": answers every request with the status in its path (/x/429 -> 429,
-# /x/404 -> 404, otherwise 503), after reading the body; x-backend: sick
-pick_port SICK
-$PY - "$SICK" >"$T/sick.log" 2>&1 <<'PY' &
-import http.server, re, sys
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def answer(self):
-        n = int(self.headers.get("content-length") or 0)
-        if self.headers.get("transfer-encoding", "").lower() == "chunked":
-            while True:
-                size = int(self.rfile.readline().split(b";")[0], 16)
-                self.rfile.read(size + 2)
-                if size == 0:
-                    break
-        elif n:
-            self.rfile.read(n)
-        m = re.search(r"/(\d{3})$", self.path)
-        code = int(m.group(1)) if m else 503
-        body = b'{"sick":true}'
-        self.send_response(code)
-        self.send_header("x-backend", "sick")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    do_GET = do_POST = do_PUT = answer
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-PY
-fg_track_pid $!
-wait_port "$SICK" 10 || die "the sick backend did not start"
+# /x/404 -> 404, otherwise 503), after reading the body
+start_py_backend sick --status-from-path
+SICK=${PY_PORT[sick]}
 pick_port DEAD      # nothing listens there
 pick_port DEAD2
 pick_port GWP

@@ -6,49 +6,13 @@
 . "$(dirname "$0")/lib.sh"
 require_cmd curl
 
-# backend NAME PORT: answers /health with 200 "ready" unless $T/NAME.down
-# exists (then 503), or with 200 "warming" if $T/NAME.warm exists; anything
-# else 200 with x-backend: NAME; counts health checks in $T/NAME.checks
-start_py_backend() {
-    local name=$1 port=$2
-    $PY - "$name" "$port" "$T" >"$T/py-$name.log" 2>&1 <<'PY' &
-import http.server, os, sys
-name, port, tdir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # one write per answer, no Nagle: ~1 ms per request instead of a 40 ms
-    # delayed-ACK stall between head and body
-    wbufsize = 65536
-    disable_nagle_algorithm = True
-    def do_GET(self):
-        code, body = 200, b"hello"
-        if self.path == "/health":
-            with open(os.path.join(tdir, name + ".checks"), "a") as f:
-                f.write("x")
-            if os.path.exists(os.path.join(tdir, name + ".down")):
-                code, body = 503, b"down"
-            elif os.path.exists(os.path.join(tdir, name + ".warm")):
-                body = b"warming"
-            else:
-                body = b"ready"
-        self.send_response(code)
-        self.send_header("x-backend", name)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
-PY
-    fg_track_pid $!
-    PYPID[$name]=$!
-    wait_port "$port" 10 || die "backend $name did not start"
-}
-declare -A PYPID
-pick_port PA
-pick_port PB
-start_py_backend a "$PA"
-start_py_backend b "$PB"
+# a, b: /health answers 200 "ready", 503 while $T/NAME.down exists, 200
+# "warming" while $T/NAME.warm exists; each check adds a byte to
+# $T/NAME.checks; anything else 200 with x-backend: NAME
+start_py_backend a --flags "$T"
+start_py_backend b --flags "$T"
+PA=${PY_PORT[a]}
+PB=${PY_PORT[b]}
 pick_port GWP
 write_config "$T/gw.json" <<JSON
 {
@@ -137,7 +101,7 @@ assert_le "$na" 60 "slow start over: a gets its full share, no more"
 GWP=$GWP_SAVED
 
 # a backend that is gone (connection refused) goes down too; all down: 503 at once
-stop_pid "${PYPID[a]}" 2
+stop_pid "${PY_PID[a]}" 2
 touch "$T/b.down"
 sleep 0.9
 t0=$(date +%s%N)

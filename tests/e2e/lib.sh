@@ -58,7 +58,7 @@ command -v timeout >/dev/null || { echo "SKIP - timeout (coreutils) is missing";
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy no_proxy NO_PROXY
 export LC_ALL=C
 
-declare -A BACKEND_PORT BACKEND_ADDR BACKEND_PID MODEL_PORT MODEL_ADDR MODEL_PID MODEL_LOG
+declare -A BACKEND_PORT BACKEND_ADDR BACKEND_PID MODEL_PORT MODEL_ADDR MODEL_PID MODEL_LOG PY_PORT PY_PID
 FG_PIDS=()          # every daemon started, stopped at exit
 FG_GW_PIDS=()       # the gateways among them (checked for crashes)
 FG_USED_PORTS=" "   # ports handed out by pick_port in this test
@@ -467,6 +467,21 @@ start_model() {
         note "model server $name failed to start on port $port (try $try): $(tail -n 3 "$log")"
     done
     die "model server $name did not start"
+}
+
+# start_py_backend NAME ARGS...: tests/tools/py-backend.py on a fresh port
+# (answers the test controls: --status N, --status-from-path, --flags DIR;
+# see that file). Sets PY_PORT[NAME], PY_PID[NAME].
+start_py_backend() {
+    local name=$1 port; shift
+    pick_port port
+    $PY "$FG_SRCDIR/tests/tools/py-backend.py" --name "$name" --port "$port" "$@" \
+        >"$T/py-$name.log" 2>&1 &
+    fg_track_pid $!
+    PY_PID[$name]=$!
+    wait_port "$port" 10 "$!" || die "py-backend $name did not start: $(tail -n 3 "$T/py-$name.log")"
+    PY_PORT[$name]=$port
+    note "py-backend $name on 127.0.0.1:$port (pid $!, $*)"
 }
 
 # model_url NAME PATH

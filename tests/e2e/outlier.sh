@@ -7,39 +7,11 @@
 require_cmd curl
 
 start_backend good
-# "sick": 500 for everything
-pick_port SICK
-$PY - "$SICK" >"$T/sick.log" 2>&1 <<'PY' &
-import http.server, sys
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        self.send_response(500)
-        self.send_header("x-backend", "sick")
-        self.send_header("content-length", "0")
-        self.end_headers()
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-PY
-fg_track_pid $!
-wait_port "$SICK" 10 || die "the sick backend did not start"
-pick_port SICK2
-$PY - "$SICK2" >"$T/sick2.log" 2>&1 <<'PY' &
-import http.server, sys
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        self.send_response(500)
-        self.send_header("x-backend", "sick2")
-        self.send_header("content-length", "0")
-        self.end_headers()
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-PY
-fg_track_pid $!
-wait_port "$SICK2" 10 || die "the second sick backend did not start"
+# "sick", "sick2": 500 for everything
+start_py_backend sick --status 500
+start_py_backend sick2 --status 500
+SICK=${PY_PORT[sick]}
+SICK2=${PY_PORT[sick2]}
 pick_port GWP
 write_config "$T/gw.json" <<JSON
 {

@@ -1,0 +1,74 @@
+#!/usr/bin/python3
+"""A small HTTP/1.1 backend for the end-to-end tests whose answers the test
+controls (fg-testbackend answers by path only):
+
+  py-backend.py --name NAME --port PORT [--status N | --status-from-path]
+                [--flags DIR]
+
+Every answer carries "x-backend: NAME", after the request body (length or
+chunked) was read. --status N: every answer has status N (default 200);
+--status-from-path: the status is the path's last component when it is
+three digits ("/x/429"), else 503. --flags DIR: /health answers 503 "down"
+while DIR/NAME.down exists, 200 "warming" while DIR/NAME.warm exists, else
+200 "ready", and appends one byte to DIR/NAME.checks per check.
+Answers go out in one write with Nagle off (no delayed-ACK stalls).
+Debian's python3, standard library only."""
+import argparse
+import http.server
+import os
+import re
+
+a = argparse.ArgumentParser()
+a.add_argument("--name", required=True)
+a.add_argument("--port", type=int, required=True)
+a.add_argument("--status", type=int, default=200)
+a.add_argument("--status-from-path", action="store_true")
+a.add_argument("--flags")
+opt = a.parse_args()
+
+
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    wbufsize = 65536
+    disable_nagle_algorithm = True
+
+    def read_body(self):
+        if self.headers.get("transfer-encoding", "").lower() == "chunked":
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                self.rfile.read(size + 2)
+                if size == 0:
+                    return
+        n = int(self.headers.get("content-length") or 0)
+        if n:
+            self.rfile.read(n)
+
+    def answer(self):
+        self.read_body()
+        code, body = opt.status, b'{"backend":"%s"}' % opt.name.encode()
+        if opt.status_from_path:
+            m = re.search(r"/(\d{3})$", self.path)
+            code = int(m.group(1)) if m else 503
+        if opt.flags and self.path == "/health":
+            flag = os.path.join(opt.flags, opt.name)
+            with open(flag + ".checks", "a") as f:
+                f.write("x")
+            if os.path.exists(flag + ".down"):
+                code, body = 503, b"down"
+            elif os.path.exists(flag + ".warm"):
+                code, body = 200, b"warming"
+            else:
+                code, body = 200, b"ready"
+        self.send_response(code)
+        self.send_header("x-backend", opt.name)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = answer
+
+    def log_message(self, *args):
+        pass
+
+
+http.server.ThreadingHTTPServer(("127.0.0.1", opt.port), H).serve_forever()
