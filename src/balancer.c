@@ -2,42 +2,87 @@
 
 #include <stdlib.h>
 
+#include "fg/backend_state.h"
 #include "fg/balancer.h"
 
 int fg_lb_state_init(struct fg_lb_state *st, const struct fg_upstream *u)
 {
     st->cursor = 0;
+    fg_retry_budget_init(&st->budget);
     st->current = calloc(u->nbackends ? u->nbackends : 1, sizeof(*st->current));
     return st->current ? 0 : -1;
 }
 
 void fg_lb_state_free(struct fg_lb_state *st)
 {
+    fg_wait_queue_fini(&st->queue);
     free(st->current);
     st->current = NULL;
 }
 
+int fg_lb_skip(const struct fg_backend *b, const struct fg_tried *tried)
+{
+    return fg_tried_has(tried, b) || !fg_backend_available(b) || fg_backend_full(b);
+}
+
 typedef struct fg_backend *(*pick_fn)(struct fg_upstream *, struct fg_lb_state *,
-                                      const struct fg_backend *);
+                                      const struct fg_tried *);
 
 static const pick_fn pickers[] = {
     [FG_BALANCE_LEAST_CONN] = fg_lb_leastconn_pick,
     [FG_BALANCE_ROUND_ROBIN] = fg_lb_roundrobin_pick,
 };
 
-struct fg_backend *fg_balancer_pick(struct fg_upstream *u, struct fg_lb_state *st,
-                                    const struct fg_backend *avoid)
+/* One more active request on <b> unless that passes its max_requests:
+ * another worker may have taken the last slot since the pick looked. */
+static int take_slot(struct fg_backend *b)
 {
-    struct fg_backend *b = pickers[u->balance](u, st, avoid);
+    unsigned cur;
 
-    if (b) {
+    if (!b->max_requests) {
         atomic_fetch_add_explicit(&b->active, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&b->total, 1, memory_order_relaxed);
+        return 1;
     }
-    return b;
+    cur = atomic_load_explicit(&b->active, memory_order_relaxed);
+    do {
+        if (cur >= b->max_requests)
+            return 0;
+    } while (!atomic_compare_exchange_weak_explicit(&b->active, &cur, cur + 1,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    return 1;
+}
+
+struct fg_backend *fg_balancer_pick(struct fg_upstream *u, struct fg_lb_state *st,
+                                    const struct fg_tried *tried)
+{
+    /* a lost race for a slot is rare: a few more looks, then "full" */
+    for (int round = 0; round < 4; round++) {
+        struct fg_backend *b = pickers[u->balance](u, st, tried);
+        if (!b)
+            return NULL;
+        if (take_slot(b)) {
+            atomic_fetch_add_explicit(&b->total, 1, memory_order_relaxed);
+            return b;
+        }
+    }
+    return NULL;
 }
 
 void fg_balancer_release(struct fg_backend *b)
 {
     atomic_fetch_sub_explicit(&b->active, 1, memory_order_relaxed);
+    /* a slot is free: requests queued for this upstream, on any worker,
+     * may take it */
+    if (b->upstream->limited && atomic_load_explicit(&b->upstream->queued, memory_order_relaxed))
+        fg_wait_queue_kick(b->upstream);
+}
+
+int fg_balancer_all_full(const struct fg_upstream *u, const struct fg_tried *tried)
+{
+    for (unsigned i = 0; i < u->nbackends; i++) {
+        const struct fg_backend *b = &u->backends[i];
+        if (!fg_tried_has(tried, b) && fg_backend_available(b))
+            return 1;       /* available, so its pick failed on max_requests */
+    }
+    return 0;
 }

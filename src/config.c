@@ -191,6 +191,28 @@ static int set_health(struct ctx *c, json_t *v, void *base);
 static int set_health_path(struct ctx *c, json_t *v, void *base);
 static int set_health_body(struct ctx *c, json_t *v, void *base);
 static int set_outlier(struct ctx *c, json_t *v, void *base);
+static int set_retry(struct ctx *c, json_t *v, void *base);
+static int set_retry_on(struct ctx *c, json_t *v, void *base);
+static int set_non_idempotent(struct ctx *c, json_t *v, void *base);
+static int set_admin(struct ctx *c, json_t *v, void *base);
+
+static const struct field retry_fields[] = {
+    {.key = "retry_on", .type = FT_FN, .fn = set_retry_on},
+    UINT(struct fg_retry_cfg, max_retries, 1, 10, 1),
+    UINT(struct fg_retry_cfg, budget_percent, 0, 100, 20),
+    UINT(struct fg_retry_cfg, min_retries_per_second, 0, 100000, 3),
+    U64(struct fg_retry_cfg, max_body_bytes, 0, 16777216, 65536),
+    {.key = "non_idempotent", .type = FT_FN, .fn = set_non_idempotent},
+    UINT(struct fg_retry_cfg, max_retry_after_ms, 0, TIMEOUT_MAX, 60000),
+    {0},
+};
+
+static const struct field queue_fields[] = {
+    UINT(struct fg_queue_cfg, max_length, 0, 1000000, 1000),
+    UINT(struct fg_queue_cfg, timeout_ms, 1, TIMEOUT_MAX, 5000),
+    UINT(struct fg_queue_cfg, retry_after_s, 0, 86400, 1),
+    {0},
+};
 
 static const struct field outlier_fields[] = {
     UINT(struct fg_outlier_cfg, consecutive_failures, 1, 1000, 5),
@@ -251,6 +273,7 @@ static const struct field backend_fields[] = {
     {.key = "address", .type = FT_ADDR, .flags = F_REQUIRED,
      .offset = OFF(struct fg_backend, addr, struct fg_addr)},
     UINT(struct fg_backend, weight, 1, 1000, 1),
+    UINT(struct fg_backend, max_requests, 0, 1000000, 0),
     {0},
 };
 
@@ -267,6 +290,10 @@ static const struct field upstream_fields[] = {
     {.key = "health_check", .type = FT_FN, .fn = set_health},
     {.key = "outlier_detection", .type = FT_FN, .fn = set_outlier},
     UINT(struct fg_upstream, slow_start_ms, 0, TIMEOUT_MAX, 0),
+    UINT(struct fg_upstream, max_requests, 0, 1000000, 0),
+    {.key = "retry", .type = FT_FN, .fn = set_retry},
+    {.key = "queue", .type = FT_OBJ, .aux = queue_fields,
+     .offset = OFF(struct fg_upstream, queue, struct fg_queue_cfg)},
     {0},
 };
 
@@ -304,6 +331,7 @@ static const struct field root_fields[] = {
      .offset = OFF(struct fg_config, client, struct fg_client_cfg)},
     {.key = "upstreams", .type = FT_FN, .fn = set_upstreams, .flags = F_REQUIRED},
     {.key = "routes", .type = FT_FN, .fn = set_routes, .flags = F_REQUIRED},
+    {.key = "admin", .type = FT_FN, .fn = set_admin},
     {0},
 };
 
@@ -558,6 +586,13 @@ static int set_upstreams(struct ctx *c, json_t *v, void *base)
             return fail(c, AT_VALUE, "must be an object");
         if (walk(c, u, upstream_fields, up) < 0)
             return -1;
+        /* a backend without its own max_requests takes the upstream's */
+        for (unsigned b = 0; b < up->nbackends; b++) {
+            if (!up->backends[b].max_requests)
+                up->backends[b].max_requests = up->max_requests;
+            if (up->backends[b].max_requests)
+                up->limited = 1;
+        }
         pop(c);
     }
     return 0;
@@ -573,6 +608,8 @@ static int set_backends(struct ctx *c, json_t *v, void *base)
     if (!(up->backends = calloc(n, sizeof *up->backends)))
         return oom(c);
     up->nbackends = (unsigned)n;
+    for (size_t i = 0; i < n; i++)
+        pthread_mutex_init(&up->backends[i].info_lock, NULL);
     for (size_t i = 0; i < n; i++) {
         struct fg_backend *b = &up->backends[i];
         json_t *e = json_array_get(v, i);
@@ -813,6 +850,94 @@ static int set_outlier(struct ctx *c, json_t *v, void *base)
         return fail(c, AT_VALUE, "must be at least base_ejection_ms (%u)", u->outlier.base_ejection_ms);
     }
     u->outlier.enabled = 1;
+    return 0;
+}
+
+static int set_retry(struct ctx *c, json_t *v, void *base)
+{
+    struct fg_upstream *u = base;
+    struct fg_retry_cfg *r = &u->retry;
+
+    if (!json_is_object(v))
+        return fail(c, AT_VALUE, "must be an object (e.g. {\"retry_on\": [\"connect-failure\", 503]})");
+    if (walk(c, v, retry_fields, r) < 0)
+        return -1;
+    if (!json_object_get(v, "retry_on")) {
+        /* the failures that mean "this backend did not do it" or "is gone" */
+        r->on = FG_RETRY_CONNECT | FG_RETRY_RESET;
+        r->on_status[502 - 400] = r->on_status[503 - 400] = r->on_status[504 - 400] = 1;
+    }
+    r->enabled = 1;
+    return 0;
+}
+
+static int set_retry_on(struct ctx *c, json_t *v, void *base)
+{
+    static const char *const conditions[] = {"connect-failure", "reset", "timeout", NULL};
+    struct fg_retry_cfg *r = base;
+    size_t i;
+    json_t *e;
+
+    if (!json_is_array(v))
+        return fail(c, AT_VALUE, "must be an array of conditions (\"connect-failure\", "
+                                 "\"reset\", \"timeout\") and statuses (429, 500..599)");
+    json_array_foreach(v, i, e) {
+        push_index(c, i);
+        if (json_is_integer(e)) {
+            json_int_t st = json_integer_value(e);
+            if (st != 429 && (st < 500 || st > 599))
+                return fail(c, AT_VALUE, "a status to retry must be 429 or in 500..599");
+            r->on_status[st - 400] = 1;
+        } else if (json_is_string(e)) {
+            unsigned k = 0;
+            while (conditions[k] && strcmp(conditions[k], json_string_value(e)))
+                k++;
+            if (!conditions[k])
+                return fail_enum(c, conditions);
+            r->on |= 1u << k;
+        } else {
+            return fail(c, AT_VALUE, "must be a status (429, 500..599) or one of \"connect-failure\", "
+                                     "\"reset\", \"timeout\"");
+        }
+        pop(c);
+    }
+    return 0;
+}
+
+static int set_non_idempotent(struct ctx *c, json_t *v, void *base)
+{
+    struct fg_retry_cfg *r = base;
+
+    if (!json_is_boolean(v))
+        return fail(c, AT_VALUE, "must be true or false");
+    r->non_idempotent = json_is_true(v);
+    return 0;
+}
+
+/* "admin": {"address": "127.0.0.1:9901"}; the address defaults to that. */
+static int set_admin(struct ctx *c, json_t *v, void *base)
+{
+    struct fg_config *cfg = base;
+    json_t *a;
+    const char *why;
+
+    if (!json_is_object(v))
+        return fail(c, AT_VALUE, "must be an object (e.g. {\"address\": \"127.0.0.1:9901\"})");
+    if (only_keys(c, v, (const char *const[]){"address", NULL}) < 0)
+        return -1;
+    cfg->admin.backlog = 511;
+    if ((a = json_object_get(v, "address"))) {
+        push_key(c, "address");
+        if (set_field(c, &listener_fields[0], a, &cfg->admin) < 0)
+            return -1;
+        for (unsigned j = 0; j < cfg->nlisteners; j++)
+            if (strcmp(cfg->listeners[j].addr.text, cfg->admin.addr.text) == 0)
+                return fail(c, AT_VALUE, "the admin address is also $.listeners[%u]", j);
+        pop(c);
+    } else if (fg_addr_parse("127.0.0.1:9901", &cfg->admin.addr, &why) < 0) {
+        return fail(c, AT_VALUE, "internal error: %s", why);
+    }
+    cfg->admin_enabled = 1;
     return 0;
 }
 
@@ -1388,6 +1513,8 @@ void fg_config_free(struct fg_config *cfg)
         free(cfg->upstreams[i].health.path);
         free(cfg->upstreams[i].health.body_contains);
         free(cfg->upstreams[i].name);
+        for (unsigned b = 0; b < cfg->upstreams[i].nbackends; b++)
+            pthread_mutex_destroy(&cfg->upstreams[i].backends[b].info_lock);
         free(cfg->upstreams[i].backends);
     }
     free(cfg->upstreams);

@@ -13,6 +13,7 @@
 #include "fg/health.h"
 #include "fg/log.h"
 #include "fg/tls.h"
+#include "fg/wait_queue.h"
 #include "fg/worker.h"
 
 static void free_ctxs(SSL_CTX **ctxs, unsigned n)
@@ -67,6 +68,7 @@ int fg_daemon_run(const struct fg_config *cfg, const struct fg_app *app)
             goto out;
         }
     }
+    fg_wait_queue_register(workers, ninit);
     /* after the signal mask: the checker thread inherits it */
     health = fg_health_start(cfg, &err);
     if (!health && err) {
@@ -82,6 +84,8 @@ int fg_daemon_run(const struct fg_config *cfg, const struct fg_app *app)
     for (unsigned i = 0; i < cfg->nlisteners; i++)
         fg_log_info("listening on %s%s", cfg->listeners[i].addr.text,
                     cfg->listeners[i].tls ? " (TLS)" : "");
+    if (cfg->admin_enabled)
+        fg_log_info("admin listener on %s (GET /status)", cfg->admin.addr.text);
     fg_log_info("%s %s started with %u worker%s", app->name, PACKAGE_VERSION, cfg->workers,
                 cfg->workers == 1 ? "" : "s");
 
@@ -101,6 +105,7 @@ out:
         fg_worker_stop(&workers[i]);
     for (unsigned i = 0; i < nstarted; i++)
         fg_worker_join(&workers[i]);
+    fg_wait_queue_register(NULL, 0);
     fg_health_stop(health);
     for (unsigned i = 0; i < ninit; i++)
         fg_worker_free(&workers[i]);

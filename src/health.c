@@ -59,7 +59,16 @@ static void schedule(struct probe *p, int soon)
 static void verdict(struct probe *p, int pass, const char *why)
 {
     const struct fg_health_cfg *c = p->cfg;
-    int down = atomic_load(&p->b->down);
+    struct fg_backend *b = p->b;
+    int down = atomic_load(&b->down);
+
+    pthread_mutex_lock(&b->info_lock);
+    snprintf(b->info.check, sizeof(b->info.check), "%s: %s", pass ? "pass" : "fail", why);
+    b->info.check_ms = fg_outlier_now_ms();
+    if (!pass && !down && p->failures + 1 >= c->fall)
+        snprintf(b->info.down_why, sizeof(b->info.down_why), "%u in a row, last: %s",
+                 p->failures + 1, why);
+    pthread_mutex_unlock(&b->info_lock);
 
     if (pass) {
         p->passes++;

@@ -80,6 +80,12 @@ size_t fg_json_escape(char *out, size_t cap, const char *s)
 void fg_exchange_reply_error(struct fg_exchange *x, int status, const char *code,
                              const char *message)
 {
+    fg_exchange_reply_error_ex(x, status, code, message, NULL, NULL);
+}
+
+void fg_exchange_reply_error_ex(struct fg_exchange *x, int status, const char *code,
+                                const char *message, const char *hname, const char *hvalue)
+{
     char msg[512], body[1024];
     size_t blen;
 
@@ -106,7 +112,7 @@ void fg_exchange_reply_error(struct fg_exchange *x, int status, const char *code
         blen = n < 0 ? 0 : (size_t)n >= sizeof(body) ? strlen(body) : (size_t)n;
     }
     x->resp_from_gateway = 1;
-    fg_exchange_reply(x, status, "application/json", body, blen);
+    fg_exchange_reply_ex(x, status, "application/json", body, blen, hname, hvalue);
 }
 
 void fg_exchange_reply(struct fg_exchange *x, int status, const char *content_type,

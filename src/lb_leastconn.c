@@ -7,7 +7,7 @@
 #include "fg/outlier.h"
 
 struct fg_backend *fg_lb_leastconn_pick(struct fg_upstream *u, struct fg_lb_state *st,
-                                        const struct fg_backend *avoid)
+                                        const struct fg_tried *tried)
 {
     struct fg_backend *best = NULL;
     unsigned best_active = 0, best_w = 1, n = u->nbackends, start;
@@ -19,8 +19,7 @@ struct fg_backend *fg_lb_leastconn_pick(struct fg_upstream *u, struct fg_lb_stat
         struct fg_backend *b = &u->backends[(start + k) % n];
         unsigned active, w;
 
-        if (b == avoid || atomic_load_explicit(&b->down, memory_order_relaxed) ||
-            fg_outlier_ejected(b))
+        if (fg_lb_skip(b, tried))
             continue;
         active = atomic_load_explicit(&b->active, memory_order_relaxed);
         w = fg_backend_weight_now(b);   /* slow start lowers it for a while */

@@ -8,15 +8,14 @@
 #include "fg/outlier.h"
 
 struct fg_backend *fg_lb_roundrobin_pick(struct fg_upstream *u, struct fg_lb_state *st,
-                                         const struct fg_backend *avoid)
+                                         const struct fg_tried *tried)
 {
     struct fg_backend *best = NULL;
     int total = 0, best_i = -1;
 
     for (unsigned i = 0; i < u->nbackends; i++) {
         struct fg_backend *b = &u->backends[i];
-        if (b == avoid || atomic_load_explicit(&b->down, memory_order_relaxed) ||
-            fg_outlier_ejected(b))
+        if (fg_lb_skip(b, tried))
             continue;
         int w = (int)fg_backend_weight_now(b);    /* x100; lower during slow start */
         st->current[i] += w;

@@ -3,6 +3,7 @@
 
 #include <time.h>
 
+#include "fg/backend_state.h"
 #include "fg/log.h"
 #include "fg/outlier.h"
 
@@ -36,7 +37,7 @@ static unsigned ejected_now(const struct fg_upstream *u)
 
 void fg_outlier_failure(struct fg_backend *b, const char *why)
 {
-    const struct fg_upstream *u = b->upstream;
+    struct fg_upstream *u = b->upstream;
     const struct fg_outlier_cfg *oc = &u->outlier;
     uint64_t now, until, old;
     unsigned n, k, ms;
@@ -63,6 +64,8 @@ void fg_outlier_failure(struct fg_backend *b, const char *why)
         return;
     atomic_store(&b->ejections, k);
     atomic_store(&b->consecutive_failures, 0);
+    fg_backend_note(b, b->info.ejected_why, sizeof(b->info.ejected_why),
+                    "%u failures in a row, last: %s", n, why);
     fg_log_warn("upstream %s: backend %s ejected for %u ms after %u failures in a row (last: %s; "
                 "ejection %u)", u->name, b->addr.text, ms, n, why, k);
 }

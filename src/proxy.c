@@ -17,6 +17,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "fg/backend_state.h"
 #include "fg/balancer.h"
 #include "fg/exchange.h"
 #include "fg/headers.h"
@@ -30,6 +31,7 @@
 #include "fg/route.h"
 #include "fg/stream.h"
 #include "fg/uconn.h"
+#include "fg/wait_queue.h"
 #include "fg/worker.h"
 
 #define SKIP_UPSTREAM (FG_HDR_HOP | FG_HDR_FRAMING | FG_HDR_HOST | FG_HDR_XFF | FG_HDR_XFP | \
@@ -145,32 +147,46 @@ static void apply_phase_timeouts(struct fg_exchange *x, struct fg_uconn *c)
         fg_uconn_set_timeouts(c, c->req_sent ? u->header_timeout_ms : 0, u->idle_timeout_ms);
 }
 
-/* Binds a backend connection to <x>. <pending> (may be NULL) holds request
- * bytes carried over from a failed connection and is emptied into the new
- * one; without it the head is written afresh. Returns 0, or -1 when no
- * backend could be had (x->backend is then NULL). */
+/* Records that <b> failed <x>, so that a retry avoids it. */
+static void note_tried(struct fg_exchange *x, const struct fg_backend *b)
+{
+    if (!b)
+        return;
+    if (!x->tried) {
+        if (!(x->tried = fg_arena_alloc_object(&x->arena, sizeof(*x->tried))))
+            return;             /* out of memory: a retry may land on it again */
+        memset(x->tried, 0, sizeof(*x->tried));
+    }
+    fg_tried_add(x->tried, b);
+}
+
+/* Binds a backend connection to <x>: on <b> when given (picked already,
+ * its count taken), else on a backend the balancer picks. <pending> (may be
+ * NULL) holds request bytes carried over from a failed connection and is
+ * emptied into the new one; without it the head is written afresh. Returns
+ * 0, or -1 when no backend could be had (x->backend is then NULL). */
 static int bind_backend(struct fg_exchange *x, struct evbuffer *pending, int req_sent,
-                        int chunked_req, int allow_pooled)
+                        int chunked_req, struct fg_backend *b)
 {
     struct fg_worker *w = x->worker;
     struct fg_upstream *u = x->upstream;
-    struct fg_backend *b;
     struct fg_uconn *c;
+    int socket_failures = 0;
 
     for (;;) {
-        b = fg_balancer_pick(u, &w->lb[u->index], x->failed_backend);
-        if (!b)
+        if (!b && !(b = fg_balancer_pick(u, &w->lb[u->index], x->tried)))
             return -1;
-        c = fg_uconn_acquire(w, b, x, allow_pooled);
+        c = fg_uconn_acquire(w, b, x, 1);
         if (c)
             break;
-        /* the socket could not even be created: treat as refused */
+        /* the socket could not even be created: treat as refused, and try
+         * one other backend */
         fg_log_warn("backend %s: %s", b->addr.text, strerror(errno));
         fg_balancer_release(b);
-        if (x->failed_backend || u->nbackends < 2)
+        note_tried(x, b);
+        if (socket_failures++ || u->nbackends < 2)
             return -1;
-        x->failed_backend = b;
-        x->attempts++;
+        b = NULL;
     }
     x->backend = b;
     x->uconn = c;
@@ -206,7 +222,27 @@ static void fail(struct fg_exchange *x, int status, const char *code, const char
     }
 }
 
-/* ---- fallback ------------------------------------------------------------------ */
+/* ---- replays: retries and fallback ---------------------------------------------- */
+
+/* The request can be sent again whole: no body, or a body fully received
+ * and kept, at most <limit> bytes. */
+static int can_replay(const struct fg_exchange *x, uint64_t limit)
+{
+    size_t kept = x->kept_body ? evbuffer_get_length(x->kept_body) : 0;
+
+    return !x->req_has_body || (x->req_body_done && !x->body_not_kept && kept <= limit);
+}
+
+/* RFC 9110 9.2.2 */
+static int idempotent(const struct fg_exchange *x)
+{
+    static const char *const methods[] = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE", NULL};
+
+    for (unsigned i = 0; methods[i]; i++)
+        if (strlen(methods[i]) == x->method_len && !memcmp(methods[i], x->method, x->method_len))
+            return 1;
+    return 0;
+}
 
 /* A request may go to its route's fallback upstream once, before any byte of
  * a response reached the client, and only if it can be replayed whole: no
@@ -216,17 +252,29 @@ static int can_fall_back(const struct fg_exchange *x)
     const struct fg_route *r = x->route;
 
     return r && r->fallback && !x->fell_back && x->state == FG_X_UPSTREAM &&
-           (!x->req_has_body || (x->req_body_done && !x->body_not_kept));
+           can_replay(x, r->fallback_body_bytes);
+}
+
+/* How much of the request body to keep for a replay: what the route's
+ * fallback or the upstream's retries may send again. */
+static uint64_t keep_limit(const struct fg_exchange *x)
+{
+    const struct fg_retry_cfg *rc = &x->upstream->retry;
+    uint64_t limit = x->route && x->route->fallback ? x->route->fallback_body_bytes : 0;
+
+    if (rc->enabled && (rc->non_idempotent || idempotent(x)) && rc->max_body_bytes > limit)
+        limit = rc->max_body_bytes;
+    return limit;
 }
 
 static void keep_body(struct fg_exchange *x, const char *data, size_t len)
 {
     size_t have = x->kept_body ? evbuffer_get_length(x->kept_body) : 0;
 
-    if (have + len > x->route->fallback_body_bytes ||
+    if (have + len > x->keep_limit ||
         (!x->kept_body && !(x->kept_body = evbuffer_new())) ||
         evbuffer_add(x->kept_body, data, len) < 0) {
-        x->body_not_kept = 1;       /* too large to replay: no fallback for it */
+        x->body_not_kept = 1;       /* too large to replay: no retry or fallback with it */
         if (x->kept_body)
             evbuffer_free(x->kept_body);
         x->kept_body = NULL;
@@ -241,9 +289,66 @@ static void replay_body(struct fg_exchange *x)
     if (!x->req_has_body)
         return;
     c->req_sent = 0;
+    x->replaying = 1;
     if (len)
         fg_proxy_request_body(x, (const char *)evbuffer_pullup(x->kept_body, -1), len);
+    x->replaying = 0;
     fg_proxy_request_end(x);
+}
+
+/* Forgets the response of the backend given up on. */
+static void forget_response(struct fg_exchange *x)
+{
+    x->status = 0;
+    fg_headers_reset(&x->resp_headers);
+    fg_headers_reset(&x->resp_trailers);
+}
+
+/* Another backend for <x> when its upstream's "retry" allows one now:
+ * retries left, the request replayable and of a method that may be repeated
+ * (unless <nothing_sent>: it never reached a backend), a backend not tried
+ * yet, and the retry budget. The backend returned holds a count; NULL: no
+ * retry. */
+static struct fg_backend *retry_target(struct fg_exchange *x, int nothing_sent)
+{
+    struct fg_upstream *u = x->upstream;
+    const struct fg_retry_cfg *rc = &u->retry;
+    struct fg_lb_state *st = &x->worker->lb[u->index];
+    struct fg_backend *b;
+
+    if (!rc->enabled || x->state != FG_X_UPSTREAM || x->attempts >= rc->max_retries)
+        return NULL;
+    if (!nothing_sent &&
+        (!can_replay(x, rc->max_body_bytes) || (!rc->non_idempotent && !idempotent(x))))
+        return NULL;
+    note_tried(x, x->backend);
+    if (!(b = fg_balancer_pick(u, st, x->tried)))
+        return NULL;
+    if (!fg_retry_budget_take(&st->budget, rc, fg_outlier_now_ms())) {
+        fg_balancer_release(b);
+        atomic_fetch_add_explicit(&u->retries_refused, 1, memory_order_relaxed);
+        fg_log_debug("upstream %s: retry budget spent (%u%% of requests): no retry",
+                     u->name, rc->budget_percent);
+        return NULL;
+    }
+    return b;
+}
+
+/* Sends <x> again, whole, to <to> (from retry_target()), after <why> on
+ * its backend. */
+static void retry_on(struct fg_exchange *x, struct fg_backend *to, const char *why)
+{
+    fg_log_info("backend %s: %s; retrying on %s", x->backend ? x->backend->addr.text : "?", why,
+                to->addr.text);
+    x->attempts++;
+    atomic_fetch_add_explicit(&x->upstream->retries, 1, memory_order_relaxed);
+    fg_proxy_detach(x, 0);
+    forget_response(x);
+    if (bind_backend(x, NULL, 0, 0, to) < 0) {
+        fg_exchange_reply_error(x, 502, "backend_unavailable", "no backend could be reached");
+        return;
+    }
+    replay_body(x);
 }
 
 /* Sends <x> to its route's fallback upstream, after <why> on the first one;
@@ -260,20 +365,20 @@ static int fall_back(struct fg_exchange *x, const char *why, int replay)
     fg_proxy_detach(x, 0);
     x->fell_back = 1;
     x->upstream = r->fallback;
-    x->failed_backend = NULL;
+    x->tried = NULL;
     x->attempts = 0;
-    x->status = 0;
-    fg_headers_reset(&x->resp_headers);
-    fg_headers_reset(&x->resp_trailers);
-    if (bind_backend(x, NULL, 0, 0, 1) < 0)
+    forget_response(x);
+    if (bind_backend(x, NULL, 0, 0, NULL) < 0)
         return -1;
     if (replay)
         replay_body(x);
     return 0;
 }
 
-/* The connection failed before any byte of the request went out: try
- * another backend once, carrying the queued request bytes over. */
+/* The connection failed before any byte of the request went out: another
+ * backend may take it, as queued so far, its body (if any) still flowing in
+ * behind. Without "retry" once; with it, as "connect-failure" and the
+ * budget allow. */
 static void retry_or_fail(struct fg_exchange *x, int status, const char *code,
                           const char *message)
 {
@@ -282,22 +387,28 @@ static void retry_or_fail(struct fg_exchange *x, int status, const char *code,
     const struct fg_route *r = x->route;
     struct evbuffer *pending = evbuffer_new();
     int req_sent = c->req_sent, chunked_req = c->chunked_req;
+    struct fg_backend *to = NULL;
 
     fg_outlier_failure(x->backend, message);
     if (!pending) {
-        fg_proxy_detach(x, 0);
+        fg_proxy_detach(x, 0);          /* counted above */
         fail(x, status, code, message);
         return;
     }
-    /* nothing of the request reached a backend: it may go elsewhere as
-     * queued so far, its body (if any) still flowing in behind */
     evbuffer_add_buffer(pending, fg_stream_output(c->bev));
-    if (x->attempts < 1 && u->nbackends >= 2) {
+    if (u->retry.enabled) {
+        if (u->retry.on & FG_RETRY_CONNECT)
+            to = retry_target(x, 1);
+    } else if (x->attempts < 1) {
+        note_tried(x, x->backend);
+        to = fg_balancer_pick(u, &x->worker->lb[u->index], x->tried);
+    }
+    if (to) {
         x->attempts++;
-        fg_log_warn("backend %s: %s; retrying on another backend", x->backend->addr.text, message);
-        x->failed_backend = x->backend;
+        atomic_fetch_add_explicit(&u->retries, 1, memory_order_relaxed);
+        fg_log_warn("backend %s: %s; retrying on %s", x->backend->addr.text, message, to->addr.text);
         fg_proxy_detach(x, 0);
-        if (bind_backend(x, pending, req_sent, chunked_req, 1) == 0) {
+        if (bind_backend(x, pending, req_sent, chunked_req, to) == 0) {
             evbuffer_free(pending);
             return;
         }
@@ -308,9 +419,9 @@ static void retry_or_fail(struct fg_exchange *x, int status, const char *code,
                     r->fallback->name);
         x->fell_back = 1;
         x->upstream = r->fallback;
-        x->failed_backend = NULL;
+        x->tried = NULL;
         x->attempts = 0;
-        if (bind_backend(x, pending, req_sent, chunked_req, 1) == 0) {
+        if (bind_backend(x, pending, req_sent, chunked_req, NULL) == 0) {
             evbuffer_free(pending);
             return;
         }
@@ -321,7 +432,7 @@ static void retry_or_fail(struct fg_exchange *x, int status, const char *code,
 
 int fg_proxy_bind(struct fg_exchange *x)
 {
-    return bind_backend(x, NULL, 0, 0, 1);
+    return bind_backend(x, NULL, 0, 0, NULL);
 }
 
 /* ---- routing and rewrites ---------------------------------------------------- */
@@ -392,45 +503,149 @@ static int rewrite_body(struct fg_exchange *x, const struct fg_route *r)
     return 0;
 }
 
-/* The route is known: rewrite, pick the upstream and a backend (or the
- * fallback), and send what was read of the body already. */
+/* Seconds a client should wait before trying <u> again when every backend
+ * that is up holds a Retry-After (0: some backend is down or ejected, not
+ * merely holding). */
+static unsigned held_retry_after_s(const struct fg_upstream *u)
+{
+    uint64_t least = 0;
+
+    for (unsigned i = 0; i < u->nbackends; i++) {
+        const struct fg_backend *b = &u->backends[i];
+        uint64_t ms = fg_backend_held_ms(b);
+        if (!ms || atomic_load(&((struct fg_backend *)b)->down) || fg_outlier_ejected(b))
+            continue;
+        if (!least || ms < least)
+            least = ms;
+    }
+    return (unsigned)((least + 999) / 1000);
+}
+
+static void reply_503_retry_after(struct fg_exchange *x, const char *code, const char *message,
+                                  unsigned seconds)
+{
+    char ra[16];
+
+    snprintf(ra, sizeof(ra), "%u", seconds);
+    fg_exchange_reply_error_ex(x, 503, code, message, seconds ? "retry-after" : NULL, ra);
+}
+
+/* A backend is bound (or the fallback's): start the mirror and send what
+ * was held of the body while the route was chosen or the request waited. */
+static void after_bind(struct fg_exchange *x)
+{
+    struct evbuffer *b = x->inspect_body;
+    int was_paused = x->req_paused;
+
+    fg_mirror_maybe_start(x);
+    if (!b && !x->held_end)
+        return;
+    x->uconn->req_sent = 0;
+    x->req_paused = 0;
+    x->inspect_body = NULL;
+    if (b && evbuffer_get_length(b))
+        fg_proxy_request_body(x, (const char *)evbuffer_pullup(b, -1), evbuffer_get_length(b));
+    if (b)
+        evbuffer_free(b);
+    if (x->held_end) {
+        x->held_end = 0;
+        fg_proxy_request_end(x);
+    } else if (was_paused && !x->req_paused) {
+        x->front->resume_request(x);    /* the client may send the rest */
+    }
+}
+
+/* Waits for a backend below its max_requests, or answers 503 at once when
+ * the queue is full. */
+static void enqueue(struct fg_exchange *x)
+{
+    struct fg_upstream *u = x->upstream;
+
+    if (fg_wait_queue_add(x) < 0) {
+        fg_log_debug("upstream %s: queue full (%u)", u->name, u->queue.max_length);
+        reply_503_retry_after(x, "queue_full",
+                              "every backend is at max_requests and the queue is full",
+                              u->queue.retry_after_s);
+    }
+}
+
+/* No backend of the upstream could be bound for a request not sent yet. */
+static void no_backend(struct fg_exchange *x)
+{
+    const struct fg_route *route = x->route;
+    struct fg_upstream *u = x->upstream;
+
+    if (u->limited && !x->fell_back && fg_balancer_all_full(u, x->tried)) {
+        enqueue(x);
+        return;
+    }
+    /* nothing was sent yet: any request may go to the fallback, its body
+     * will stream there */
+    if (route->fallback && !x->fell_back && fall_back(x, "no usable backend", 0) == 0) {
+        after_bind(x);
+        return;
+    }
+    if (x->tried && x->tried->n)
+        fg_exchange_reply_error(x, 502, "backend_unavailable", "no backend could be reached");
+    else
+        reply_503_retry_after(x, "no_backend", "the upstream has no usable backend",
+                              held_retry_after_s(u));
+}
+
+void fg_proxy_dequeued(struct fg_exchange *x, struct fg_backend *b)
+{
+    if (!b) {
+        fg_exchange_reply_error(x, 503, "no_backend", "the upstream has no usable backend");
+        return;
+    }
+    if (bind_backend(x, NULL, 0, 0, b) < 0) {
+        no_backend(x);
+        return;
+    }
+    after_bind(x);
+}
+
+void fg_proxy_queue_expired(struct fg_exchange *x)
+{
+    reply_503_retry_after(x, "queue_timeout",
+                          "every backend stayed at max_requests for the queue's timeout_ms",
+                          x->upstream->queue.retry_after_s);
+}
+
+/* The route is known: rewrite, pick the upstream and a backend (or queue,
+ * or the fallback), and send what was read of the body already. */
 static void dispatch(struct fg_exchange *x, const struct fg_route *route)
 {
-    int had_body = x->awaiting_body;
+    struct fg_upstream *u;
 
     if (!route) {
         fg_exchange_reply_error(x, 404, "no_route", "no route matches this request");
         return;
     }
     x->route = route;
-    x->awaiting_body = 0;
-    if (rewrite_path(x, route) < 0 || (had_body && rewrite_body(x, route) < 0)) {
+    if (rewrite_path(x, route) < 0 || (x->awaiting_body && rewrite_body(x, route) < 0)) {
         fg_exchange_reply_error(x, 503, "out_of_memory", "out of memory");
         return;
     }
-    x->upstream = fg_route_upstream(route, x, &x->worker->rng);
-    /* nothing was sent yet: any request may go to the fallback, its body
-     * will stream there */
-    if (bind_backend(x, NULL, 0, 0, 1) < 0 &&
-        (!route->fallback || fall_back(x, "no usable backend", 0) < 0)) {
-        if (x->failed_backend)
-            fg_exchange_reply_error(x, 502, "backend_unavailable", "no backend could be reached");
-        else
-            fg_exchange_reply_error(x, 503, "no_backend", "the upstream has no usable backend");
+    if (x->awaiting_body) {
+        x->awaiting_body = 0;
+        x->held_end = 1;                /* the body was read whole */
+    }
+    x->upstream = u = fg_route_upstream(route, x, &x->worker->rng);
+    x->keep_limit = keep_limit(x);
+    atomic_fetch_add_explicit(&u->requests, 1, memory_order_relaxed);
+    if (u->retry.enabled)
+        fg_retry_budget_request(&x->worker->lb[u->index].budget, fg_outlier_now_ms());
+    /* requests waiting already go first */
+    if (u->limited && atomic_load(&u->queued)) {
+        enqueue(x);
         return;
     }
-    fg_mirror_maybe_start(x);
-    if (had_body) {
-        struct evbuffer *b = x->inspect_body;
-        size_t len = b ? evbuffer_get_length(b) : 0;
-        x->uconn->req_sent = 0;
-        if (len)
-            fg_proxy_request_body(x, (const char *)evbuffer_pullup(b, -1), len);
-        if (b)
-            evbuffer_free(b);
-        x->inspect_body = NULL;
-        fg_proxy_request_end(x);
+    if (bind_backend(x, NULL, 0, 0, NULL) < 0) {
+        no_backend(x);
+        return;
     }
+    after_bind(x);
 }
 
 void fg_proxy_start(struct fg_exchange *x)
@@ -496,9 +711,22 @@ int fg_proxy_request_body(struct fg_exchange *x, const char *data, size_t len)
         }
         return 0;
     }
-    if (x->mirror)
+    if (x->queued) {
+        /* held until a backend is free; the client waits beyond a little */
+        if ((!x->inspect_body && !(x->inspect_body = evbuffer_new())) ||
+            evbuffer_add(x->inspect_body, data, len) < 0) {
+            fg_exchange_reply_error(x, 503, "out_of_memory", "out of memory");
+            return 0;
+        }
+        if (evbuffer_get_length(x->inspect_body) > FG_HIGH_WATERMARK) {
+            x->req_paused = 1;
+            return 1;
+        }
+        return 0;
+    }
+    if (x->mirror && !x->replaying)
         fg_mirror_body(x, data, len);
-    if (x->route && x->route->fallback && !x->fell_back && !x->body_not_kept && len)
+    if (!x->replaying && !x->body_not_kept && len)
         keep_body(x, data, len);
     if (!c || len == 0)
         return 0;
@@ -526,6 +754,10 @@ void fg_proxy_request_end(struct fg_exchange *x)
 
     if (x->awaiting_body) {
         body_read(x);
+        return;
+    }
+    if (x->queued) {
+        x->held_end = 1;
         return;
     }
     if (x->mirror)
@@ -633,6 +865,16 @@ static int on_headers_complete(llhttp_t *p)
     } else {
         fg_outlier_success(c->backend);
     }
+    if ((status == 503 || status == 429) && x->upstream->retry.enabled) {
+        const struct fg_header *ra = fg_headers_find(&x->resp_headers, "retry-after", 11);
+        if (ra)
+            fg_backend_retry_after(c->backend, status, ra->value, ra->vlen);
+    }
+    if (status >= 400 && status < 600 && x->upstream->retry.on_status[status - 400] &&
+        (x->retry_to = retry_target(x, 0))) {
+        /* as for the fallback below: once llhttp_execute() has returned */
+        return HPE_PAUSED;
+    }
     if ((status >= 500 || status == 429) && can_fall_back(x)) {
         /* the parser and this connection are on the stack: fall back once
          * llhttp_execute() has returned (fg_proxy_on_backend_read) */
@@ -721,6 +963,14 @@ void fg_proxy_on_backend_read(struct fg_uconn *c)
             evbuffer_drain(in, n);
             continue;
         }
+        if (err == HPE_PAUSED && x->retry_to) {
+            struct fg_backend *to = x->retry_to;
+            char why[32];
+            x->retry_to = NULL;
+            snprintf(why, sizeof(why), "status %d", c->parser.status_code);
+            retry_on(x, to, why);
+            return;
+        }
         if (err == HPE_PAUSED && x->fallback_pending) {
             char why[112];
             x->fallback_pending = 0;
@@ -770,6 +1020,13 @@ void fg_proxy_on_backend_event(struct fg_uconn *c, short what)
         return;
     }
     if (what & BEV_EVENT_TIMEOUT) {
+        struct fg_backend *to;
+        if (!c->head_done && (x->upstream->retry.on & FG_RETRY_TIMEOUT) &&
+            (to = retry_target(x, 0))) {
+            fg_outlier_failure(x->backend, "timeout");
+            retry_on(x, to, "no answer in time");
+            return;
+        }
         if (!c->head_done)
             fail(x, 504, "backend_timeout", "the backend did not answer in time");
         else
@@ -809,6 +1066,14 @@ void fg_proxy_on_backend_event(struct fg_uconn *c, short what)
         fail(x, 502, "backend_unavailable", "the backend closed the connection");
         return;
     }
+    if (!c->got_bytes && (x->upstream->retry.on & FG_RETRY_RESET)) {
+        struct fg_backend *to = retry_target(x, 0);
+        if (to) {
+            fg_outlier_failure(x->backend, "reset");
+            retry_on(x, to, "closed without answering");
+            return;
+        }
+    }
     fail(x, 502, "backend_unavailable",
          c->got_bytes ? "the backend closed the connection mid-response"
                       : "the backend closed the connection without answering");
@@ -836,6 +1101,12 @@ void fg_proxy_resume(struct fg_exchange *x)
 
 static void proxy_release(struct fg_exchange *x)
 {
+    if (x->queued)
+        fg_wait_queue_remove(x);
+    if (x->retry_to) {
+        fg_balancer_release(x->retry_to);
+        x->retry_to = NULL;
+    }
     fg_mirror_unlink(x);
     fg_proxy_detach(x, 0);
     if (x->kept_body) {

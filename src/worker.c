@@ -14,6 +14,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "fg/admin.h"
 #include "fg/conn.h"
 #include "fg/exchange.h"
 #include "fg/front.h"
@@ -22,6 +23,7 @@
 #include "fg/mirror.h"
 #include "fg/stream.h"
 #include "fg/uconn.h"
+#include "fg/wait_queue.h"
 #include "fg/worker.h"
 
 static char *errorf(const char *fmt, const char *a, const char *b)
@@ -45,6 +47,29 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
     event_base_loopbreak(w->base);
 }
 
+static void on_kick(evutil_socket_t fd, short what, void *arg)
+{
+    struct fg_worker *w = arg;
+    uint64_t v;
+
+    (void)what;
+    atomic_store(&w->kick_pending, 0);
+    if (read(fd, &v, sizeof(v)) < 0) {
+        /* EAGAIN: a kick we already took */
+    }
+    for (unsigned u = 0; u < w->cfg->nupstreams; u++)
+        if (atomic_load_explicit(&w->lb[u].queue.n, memory_order_relaxed))
+            fg_wait_queue_drain(w, u);
+}
+
+void fg_worker_kick(struct fg_worker *w)
+{
+    uint64_t one = 1;
+
+    if (!atomic_exchange(&w->kick_pending, 1) && write(w->kick_fd, &one, sizeof(one)) < 0)
+        fg_log_warn("worker %u: cannot wake: %s", w->id, strerror(errno));
+}
+
 static void on_accept_error(struct evconnlistener *evl, void *arg)
 {
     struct fg_worker_listener *l = arg;
@@ -55,6 +80,30 @@ static void on_accept_error(struct evconnlistener *evl, void *arg)
                 evutil_socket_error_to_string(e));
 }
 
+static int add_listener(struct fg_worker *w, const struct fg_listener_cfg *lc, SSL_CTX *ssl_ctx,
+                        const struct fg_handler_ops *handler, char **err)
+{
+    struct fg_worker_listener *l = &w->listeners[w->nlisteners];
+    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE |
+                     LEV_OPT_REUSEABLE_PORT;
+
+    if (lc->addr.ss.ss_family == AF_INET6)
+        flags |= LEV_OPT_BIND_IPV6ONLY;
+    l->worker = w;
+    l->cfg = lc;
+    l->ssl_ctx = ssl_ctx;
+    l->handler = handler;
+    l->evl = evconnlistener_new_bind(w->base, fg_conn_accept, l, flags, lc->backlog,
+                                     (const struct sockaddr *)&lc->addr.ss, (int)lc->addr.len);
+    if (!l->evl) {
+        *err = errorf("cannot listen on %s: %s", lc->addr.text, strerror(errno));
+        return -1;
+    }
+    evconnlistener_set_error_cb(l->evl, on_accept_error);
+    w->nlisteners++;
+    return 0;
+}
+
 int fg_worker_init(struct fg_worker *w, unsigned id, const struct fg_config *cfg,
                    const struct fg_app *app, SSL_CTX **ssl_ctxs, char **err)
 {
@@ -63,6 +112,7 @@ int fg_worker_init(struct fg_worker *w, unsigned id, const struct fg_config *cfg
     w->cfg = cfg;
     w->app = app;
     w->stop_fd = -1;
+    w->kick_fd = -1;
     TAILQ_INIT(&w->free_exchanges);
     TAILQ_INIT(&w->conns);
     TAILQ_INIT(&w->mirrors);
@@ -89,6 +139,13 @@ int fg_worker_init(struct fg_worker *w, unsigned id, const struct fg_config *cfg
         *err = errorf("worker: eventfd: %s%s", strerror(errno), "");
         return -1;
     }
+    w->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->kick_fd < 0 ||
+        !(w->kick_ev = event_new(w->base, w->kick_fd, EV_READ | EV_PERSIST, on_kick, w)) ||
+        event_add(w->kick_ev, NULL) < 0) {
+        *err = errorf("worker: eventfd: %s%s", strerror(errno), "");
+        return -1;
+    }
 
     /* at least one slot: a configuration without upstreams (fleetgate-model)
      * must not read as out of memory */
@@ -109,32 +166,17 @@ int fg_worker_init(struct fg_worker *w, unsigned id, const struct fg_config *cfg
             TAILQ_INIT(&w->pools[u][b].idle);
     }
 
-    w->listeners = calloc(cfg->nlisteners, sizeof(*w->listeners));
+    w->listeners = calloc(cfg->nlisteners + 1, sizeof(*w->listeners));
     if (!w->listeners) {
         *err = errorf("worker: out of memory%s%s", "", "");
         return -1;
     }
-    for (unsigned i = 0; i < cfg->nlisteners; i++) {
-        struct fg_worker_listener *l = &w->listeners[i];
-        const struct fg_listener_cfg *lc = &cfg->listeners[i];
-        unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE |
-                         LEV_OPT_REUSEABLE_PORT;
-
-        if (lc->addr.ss.ss_family == AF_INET6)
-            flags |= LEV_OPT_BIND_IPV6ONLY;
-        l->worker = w;
-        l->cfg = lc;
-        l->ssl_ctx = ssl_ctxs[i];
-        l->handler = app->handler ? app->handler : &fg_proxy_handler;
-        l->evl = evconnlistener_new_bind(w->base, fg_conn_accept, l, flags, lc->backlog,
-                                         (const struct sockaddr *)&lc->addr.ss, (int)lc->addr.len);
-        if (!l->evl) {
-            *err = errorf("cannot listen on %s: %s", lc->addr.text, strerror(errno));
+    for (unsigned i = 0; i < cfg->nlisteners; i++)
+        if (add_listener(w, &cfg->listeners[i], ssl_ctxs[i],
+                         app->handler ? app->handler : &fg_proxy_handler, err) < 0)
             return -1;
-        }
-        evconnlistener_set_error_cb(l->evl, on_accept_error);
-        w->nlisteners++;
-    }
+    if (cfg->admin_enabled && add_listener(w, &cfg->admin, NULL, &fg_admin_handler, err) < 0)
+        return -1;
     if (app->worker_init) {
         if (app->worker_init(w, app->ctx, err) < 0)
             return -1;
@@ -206,6 +248,10 @@ void fg_worker_free(struct fg_worker *w)
         event_free(w->stop_ev);
     if (w->stop_fd >= 0)
         close(w->stop_fd);
+    if (w->kick_ev)
+        event_free(w->kick_ev);
+    if (w->kick_fd >= 0)
+        close(w->kick_fd);
     if (w->base)
         event_base_free(w->base);
     memset(w, 0, sizeof(*w));

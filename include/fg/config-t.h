@@ -7,6 +7,7 @@
 #ifndef FG_CONFIG_T_H
 #define FG_CONFIG_T_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -70,6 +71,20 @@ struct fg_backend {
     _Atomic uint64_t ejected_until_ms;
     /* shared: when the health checker last brought it back up (ms) */
     _Atomic uint64_t up_since_ms;
+    /* shared: a 503 or 429 from it carried Retry-After: no requests until
+     * then (CLOCK_MONOTONIC ms; upstreams with "retry" only) */
+    _Atomic uint64_t busy_until_ms;
+    /* most requests at once, all workers; 0: no limit ("max_requests") */
+    unsigned max_requests;
+    /* what /status tells about it, written rarely (health checks, ejections)
+     * by any thread: under its own lock */
+    pthread_mutex_t info_lock;
+    struct fg_backend_info {
+        char check[96];             /* last health check: "pass: status 200", "fail: timeout" */
+        uint64_t check_ms;          /* when (0: none yet) */
+        char down_why[96];          /* why the checks took it down */
+        char ejected_why[96];       /* the failure that ejected it last */
+    } info;
 };
 
 /* "outlier_detection" of an upstream: passive checks on real traffic. */
@@ -94,6 +109,33 @@ struct fg_health_cfg {
     char *body_contains;            /* and this in the response body; NULL: anything */
 };
 
+/* "retry" of an upstream: when a request goes to another backend. */
+enum {
+    FG_RETRY_CONNECT = 1u << 0,     /* the connection failed: nothing was sent */
+    FG_RETRY_RESET = 1u << 1,       /* closed or reset before any response byte */
+    FG_RETRY_TIMEOUT = 1u << 2,     /* no response head within header_timeout_ms */
+};
+
+struct fg_retry_cfg {
+    int enabled;
+    unsigned on;                    /* FG_RETRY_* */
+    unsigned char on_status[200];   /* [status - 400]: retried statuses (429, 5xx) */
+    unsigned max_retries;           /* tries after the first; default 1 */
+    unsigned budget_percent;        /* retries <= this share of requests; default 20 */
+    unsigned min_retries_per_second; /* allowed whatever the share, per worker; default 3 */
+    uint64_t max_body_bytes;        /* request bodies kept to be replayed; default 65536 */
+    int non_idempotent;             /* replay POST/PATCH too; default false */
+    unsigned max_retry_after_ms;    /* a backend's Retry-After held at most; default 60000 */
+};
+
+/* "queue" of an upstream: where requests wait while every backend is at its
+ * max_requests. */
+struct fg_queue_cfg {
+    unsigned max_length;            /* all workers; default 1000; 0: 503 at once */
+    unsigned timeout_ms;            /* then 503; default 5000 */
+    unsigned retry_after_s;         /* Retry-After of those 503s; default 1 */
+};
+
 struct fg_upstream {
     char *name;
     unsigned index;                 /* position in config->upstreams */
@@ -109,6 +151,13 @@ struct fg_upstream {
     struct fg_health_cfg health;
     struct fg_outlier_cfg outlier;
     unsigned slow_start_ms;         /* ramp of a returning backend's weight; default 0: none */
+    unsigned max_requests;          /* per backend, unless the backend says; default 0: no limit */
+    int limited;                    /* some backend has max_requests: the queue is used */
+    struct fg_retry_cfg retry;
+    struct fg_queue_cfg queue;
+    /* shared, all workers */
+    _Atomic unsigned queued;        /* requests waiting in the queue now */
+    _Atomic uint64_t requests, retries, retries_refused, queue_timeouts, queue_full;
 };
 
 /* A name and a value a request must carry (header, query parameter). */
@@ -215,6 +264,9 @@ struct fg_config {
     unsigned nupstreams;
     struct fg_route *routes;
     unsigned nroutes;
+    /* "admin": the admin listener (GET /status); never TLS */
+    int admin_enabled;
+    struct fg_listener_cfg admin;
 };
 
 #endif

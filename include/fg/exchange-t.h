@@ -98,13 +98,20 @@ struct fg_exchange {
     struct fg_upstream *upstream;
     struct fg_backend *backend;         /* holds one count in backend->active */
     struct fg_uconn *uconn;
-    struct fg_backend *failed_backend;  /* tried and refused; avoided on retry */
-    unsigned attempts;
+    struct fg_tried *tried;             /* backends that failed it (arena); avoided by retries */
+    unsigned attempts;                  /* retries so far */
+    struct fg_backend *retry_to;        /* picked for a retry decided in the parser */
+    uint64_t keep_limit;                /* request body kept up to this for replays; 0: not kept */
     unsigned resp_paused:1;             /* backend reading paused for the client */
     unsigned fell_back:1;               /* sent to the route's fallback upstream */
     unsigned fallback_pending:1;        /* a 5xx/429 head seen: fall back once the parser returns */
-    unsigned body_not_kept:1;           /* request body larger than the fallback keeps */
-    struct evbuffer *kept_body;         /* request body kept for a fallback replay */
+    unsigned body_not_kept:1;           /* request body larger than keep_limit */
+    unsigned replaying:1;               /* the kept body is being sent again */
+    unsigned queued:1;                  /* waiting in the upstream's queue (wait_queue.c) */
+    unsigned held_end:1;                /* queued: the request body ended meanwhile */
+    struct evbuffer *kept_body;         /* request body kept for a retry or fallback replay */
+    uint64_t queue_deadline_ms;         /* queued: 503 then */
+    TAILQ_ENTRY(fg_exchange) qlink;     /* queued: in the worker's wait queue */
     struct fg_exchange *mirror;         /* the copy of this request, while its body flows */
     struct fg_exchange *mirror_of;      /* on a copy: the request it copies, while linked */
     uint64_t mirror_body;               /* on a copy: body bytes sent so far */

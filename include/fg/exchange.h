@@ -31,6 +31,9 @@ void fg_exchange_set_request_id(struct fg_exchange *x);
  * already went out the front's abort() is called instead. */
 void fg_exchange_reply_error(struct fg_exchange *x, int status, const char *code,
                              const char *message);
+/* Same, with one more header when <hname> is not NULL (e.g. "retry-after"). */
+void fg_exchange_reply_error_ex(struct fg_exchange *x, int status, const char *code,
+                                const char *message, const char *hname, const char *hvalue);
 
 /* Answers the request with a complete response from memory: <status>, a
  * Content-Type, Content-Length and <body> (copied). Emits through the

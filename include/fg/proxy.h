@@ -32,6 +32,12 @@ void fg_proxy_resume(struct fg_exchange *x);
  * exchanges the proxy did not route: mirror copies). Returns 0 or -1. */
 int fg_proxy_bind(struct fg_exchange *x);
 
+/* A queued request (wait_queue.c) got backend <b> (its count taken), or
+ * NULL: no backend is available any more. */
+void fg_proxy_dequeued(struct fg_exchange *x, struct fg_backend *b);
+/* A queued request waited its upstream's queue.timeout_ms: 503. */
+void fg_proxy_queue_expired(struct fg_exchange *x);
+
 /* Releases the backend connection and count of <x> without calling any
  * front op (used when the gateway answers by itself). */
 void fg_proxy_detach(struct fg_exchange *x, int reusable);

@@ -59,6 +59,9 @@ struct fg_worker {
     unsigned nlisteners;
     int stop_fd;                        /* eventfd: the main thread asks us to stop */
     struct event *stop_ev;
+    int kick_fd;                        /* eventfd: a backend slot freed; drain wait queues */
+    struct event *kick_ev;
+    _Atomic int kick_pending;           /* a kick is on its way: no second write */
 
     struct fg_rng rng;
     struct fg_exchange_list free_exchanges;

@@ -15,6 +15,9 @@ void fg_worker_join(struct fg_worker *w);
 void fg_worker_free(struct fg_worker *w);
 
 /* The idle pool for backend <b>. */
+/* Any thread: the worker looks at its wait queues (wait_queue.c). */
+void fg_worker_kick(struct fg_worker *w);
+
 struct fg_pool *fg_worker_pool(struct fg_worker *w, const struct fg_backend *b);
 
 #endif

@@ -530,6 +530,9 @@ start_gateway() {
     note "gateway pid $GW_PID listening on 127.0.0.1:$port ($(basename "$cfg"))"
 }
 
+# admin_status PORT: GET /status of the admin listener on 127.0.0.1:PORT.
+admin_status() { fcurl "http://127.0.0.1:$1/status"; }
+
 # stop_gateway: stop the last gateway started; it must stop on SIGTERM.
 stop_gateway() {
     local pid=$GW_PID g new=()

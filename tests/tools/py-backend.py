@@ -3,7 +3,7 @@
 controls (fg-testbackend answers by path only):
 
   py-backend.py --name NAME --port PORT [--status N | --status-from-path]
-                [--flags DIR]
+                [--flags DIR] [--retry-after VALUE]
 
 Every answer carries "x-backend: NAME", after the request body (length or
 chunked) was read. --status N: every answer has status N (default 200);
@@ -11,6 +11,9 @@ chunked) was read. --status N: every answer has status N (default 200);
 three digits ("/x/429"), else 503. --flags DIR: /health answers 503 "down"
 while DIR/NAME.down exists, 200 "warming" while DIR/NAME.warm exists, else
 200 "ready", and appends one byte to DIR/NAME.checks per check.
+--retry-after VALUE: 503 and 429 answers carry "Retry-After: VALUE".
+Every request but health checks appends one byte to DIR/NAME.requests
+when --flags is given.
 Answers go out in one write with Nagle off (no delayed-ACK stalls).
 Debian's python3, standard library only."""
 import argparse
@@ -24,6 +27,7 @@ a.add_argument("--port", type=int, required=True)
 a.add_argument("--status", type=int, default=200)
 a.add_argument("--status-from-path", action="store_true")
 a.add_argument("--flags")
+a.add_argument("--retry-after")
 opt = a.parse_args()
 
 
@@ -59,8 +63,13 @@ class H(http.server.BaseHTTPRequestHandler):
                 code, body = 200, b"warming"
             else:
                 code, body = 200, b"ready"
+        elif opt.flags:
+            with open(os.path.join(opt.flags, opt.name) + ".requests", "a") as f:
+                f.write("x")
         self.send_response(code)
         self.send_header("x-backend", opt.name)
+        if opt.retry_after and code in (429, 503):
+            self.send_header("retry-after", opt.retry_after)
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

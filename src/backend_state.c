@@ -1,0 +1,94 @@
+/* Backend availability (fg/backend_state.h). */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fg/backend_state.h"
+#include "fg/log.h"
+#include "fg/outlier.h"
+
+int fg_backend_available(const struct fg_backend *b)
+{
+    struct fg_backend *m = (struct fg_backend *)b;
+    uint64_t busy;
+
+    if (atomic_load_explicit(&m->down, memory_order_relaxed) || fg_outlier_ejected(b))
+        return 0;
+    busy = atomic_load_explicit(&m->busy_until_ms, memory_order_relaxed);
+    return !busy || fg_outlier_now_ms() >= busy;
+}
+
+uint64_t fg_backend_held_ms(const struct fg_backend *b)
+{
+    uint64_t busy = atomic_load_explicit(&((struct fg_backend *)b)->busy_until_ms,
+                                         memory_order_relaxed), now;
+
+    if (!busy)
+        return 0;
+    now = fg_outlier_now_ms();
+    return busy > now ? busy - now : 0;
+}
+
+/* Retry-After: 1*DIGIT, or an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT").
+ * Returns milliseconds from now, or -1 when it is neither. */
+static int64_t retry_after_ms(const char *v, size_t len)
+{
+    char buf[64];
+    struct tm tm;
+    const char *end;
+    time_t when, now;
+    int64_t s = 0;
+    size_t i;
+
+    while (len && (*v == ' ' || *v == '\t'))
+        v++, len--;
+    if (len && v[0] >= '0' && v[0] <= '9') {
+        for (i = 0; i < len && v[i] >= '0' && v[i] <= '9'; i++)
+            if ((s = s * 10 + (v[i] - '0')) > 86400 * 365)
+                s = 86400 * 365;
+        return i == len ? s * 1000 : -1;
+    }
+    if (len >= sizeof(buf))
+        return -1;
+    memcpy(buf, v, len);
+    buf[len] = '\0';
+    memset(&tm, 0, sizeof(tm));
+    if (!(end = strptime(buf, "%a, %d %b %Y %H:%M:%S GMT", &tm)) || *end)
+        return -1;
+    when = timegm(&tm);
+    now = time(NULL);
+    return when > now ? (int64_t)(when - now) * 1000 : 0;
+}
+
+void fg_backend_retry_after(struct fg_backend *b, int status, const char *value, size_t len)
+{
+    const struct fg_retry_cfg *rc = &b->upstream->retry;
+    int64_t ms = retry_after_ms(value, len);
+    uint64_t until;
+
+    if (!rc->enabled || ms <= 0 || !rc->max_retry_after_ms)
+        return;
+    if ((uint64_t)ms > rc->max_retry_after_ms)
+        ms = rc->max_retry_after_ms;
+    until = fg_outlier_now_ms() + (uint64_t)ms;
+    if (until > atomic_load_explicit(&b->busy_until_ms, memory_order_relaxed)) {
+        atomic_store_explicit(&b->busy_until_ms, until, memory_order_relaxed);
+        fg_log_info("upstream %s: backend %s answered %d with Retry-After: holding it for %lld ms",
+                    b->upstream->name, b->addr.text, status, (long long)ms);
+    }
+}
+
+void fg_backend_note(struct fg_backend *b, char *field, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+
+    pthread_mutex_lock(&b->info_lock);
+    va_start(ap, fmt);
+    vsnprintf(field, size, fmt, ap);
+    va_end(ap);
+    pthread_mutex_unlock(&b->info_lock);
+}

@@ -1,0 +1,161 @@
+/* Admission control queue (fg/wait_queue.h). */
+#include "config.h"
+
+#include <event2/event.h>
+
+#include "fg/balancer.h"
+#include "fg/exchange.h"
+#include "fg/log.h"
+#include "fg/outlier.h"
+#include "fg/proxy.h"
+#include "fg/worker.h"
+
+static struct fg_worker *all_workers;
+static unsigned nworkers;
+
+void fg_wait_queue_register(struct fg_worker *workers, unsigned n)
+{
+    all_workers = workers;
+    nworkers = n;
+}
+
+static struct fg_wait_queue *queue_of(struct fg_exchange *x)
+{
+    return &x->worker->lb[x->upstream->index].queue;
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg);
+
+/* Arms the timer for the oldest waiter's deadline (or leaves it off). */
+static void arm(struct fg_wait_queue *q)
+{
+    struct fg_exchange *head = TAILQ_FIRST(&q->waiters);
+    uint64_t now, ms;
+    struct timeval tv;
+
+    if (!head) {
+        evtimer_del(q->timer);
+        return;
+    }
+    now = fg_outlier_now_ms();
+    ms = head->queue_deadline_ms > now ? head->queue_deadline_ms - now : 0;
+    tv.tv_sec = (time_t)(ms / 1000);
+    tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+    evtimer_add(q->timer, &tv);
+}
+
+static void unlink_waiter(struct fg_wait_queue *q, struct fg_exchange *x)
+{
+    TAILQ_REMOVE(&q->waiters, x, qlink);
+    x->queued = 0;
+    atomic_fetch_sub(&q->n, 1);
+    atomic_fetch_sub(&x->upstream->queued, 1);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct fg_worker *w = arg;
+    uint64_t now = fg_outlier_now_ms();
+
+    (void)fd;
+    (void)what;
+    /* one timer per queue shares this callback: look at every queue of
+     * the worker (upstreams are few) */
+    for (unsigned ui = 0; ui < w->cfg->nupstreams; ui++) {
+        struct fg_wait_queue *q = &w->lb[ui].queue;
+        struct fg_exchange *x;
+
+        if (!q->inited)
+            continue;
+        while ((x = TAILQ_FIRST(&q->waiters)) && x->queue_deadline_ms <= now + 1) {
+            unlink_waiter(q, x);
+            atomic_fetch_add_explicit(&x->upstream->queue_timeouts, 1, memory_order_relaxed);
+            fg_proxy_queue_expired(x);
+        }
+        arm(q);
+    }
+}
+
+int fg_wait_queue_add(struct fg_exchange *x)
+{
+    struct fg_upstream *u = x->upstream;
+    struct fg_wait_queue *q = queue_of(x);
+
+    if (atomic_fetch_add(&u->queued, 1) >= u->queue.max_length) {
+        atomic_fetch_sub(&u->queued, 1);
+        atomic_fetch_add_explicit(&u->queue_full, 1, memory_order_relaxed);
+        return -1;
+    }
+    if (!q->inited) {
+        TAILQ_INIT(&q->waiters);
+        if (!(q->timer = evtimer_new(x->worker->base, on_deadline, x->worker))) {
+            atomic_fetch_sub(&u->queued, 1);
+            return -1;
+        }
+        q->inited = 1;
+    }
+    x->queued = 1;
+    x->queue_deadline_ms = fg_outlier_now_ms() + u->queue.timeout_ms;
+    TAILQ_INSERT_TAIL(&q->waiters, x, qlink);
+    atomic_fetch_add(&q->n, 1);
+    if (TAILQ_FIRST(&q->waiters) == x)
+        arm(q);
+    /* a slot freed between the failed pick and the count above woke no
+     * one: look again now that the count is visible */
+    fg_wait_queue_drain(x->worker, u->index);
+    return 0;
+}
+
+void fg_wait_queue_remove(struct fg_exchange *x)
+{
+    struct fg_wait_queue *q = queue_of(x);
+    int was_head = TAILQ_FIRST(&q->waiters) == x;
+
+    unlink_waiter(q, x);
+    if (was_head)
+        arm(q);
+}
+
+void fg_wait_queue_drain(struct fg_worker *w, unsigned ui)
+{
+    struct fg_wait_queue *q = &w->lb[ui].queue;
+    struct fg_upstream *u = &w->cfg->upstreams[ui];
+    struct fg_exchange *x;
+    int moved = 0;
+
+    if (!q->inited)
+        return;
+    while ((x = TAILQ_FIRST(&q->waiters))) {
+        struct fg_backend *b = fg_balancer_pick(u, &w->lb[ui], NULL);
+        if (!b) {
+            if (fg_balancer_all_full(u, NULL))
+                break;          /* wait for the next free slot */
+            /* no backend is available any more: nothing to wait for */
+            unlink_waiter(q, x);
+            fg_proxy_dequeued(x, NULL);
+            continue;
+        }
+        unlink_waiter(q, x);
+        moved = 1;
+        fg_proxy_dequeued(x, b);
+    }
+    if (moved || !TAILQ_FIRST(&q->waiters))
+        arm(q);
+}
+
+void fg_wait_queue_kick(const struct fg_upstream *u)
+{
+    for (unsigned i = 0; i < nworkers; i++) {
+        struct fg_worker *w = &all_workers[i];
+        if (w->lb && atomic_load(&w->lb[u->index].queue.n))
+            fg_worker_kick(w);
+    }
+}
+
+void fg_wait_queue_fini(struct fg_wait_queue *q)
+{
+    if (q->timer)
+        event_free(q->timer);
+    q->timer = NULL;
+    q->inited = 0;
+}
