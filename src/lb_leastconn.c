@@ -1,6 +1,7 @@
 /* Weighted least-connections: the backend with the fewest active requests
- * per unit of weight, counted across every worker. Ties are broken
- * round-robin from a per-worker cursor, so equal backends share evenly. */
+ * per unit of weight (counting the one being placed), counted across every
+ * worker. Ties are broken round-robin from a per-worker cursor, so equal
+ * backends share evenly. */
 #include "config.h"
 
 #include "fg/balancer.h"
@@ -23,8 +24,10 @@ struct fg_backend *fg_lb_leastconn_pick(struct fg_upstream *u, struct fg_lb_stat
             continue;
         active = atomic_load_explicit(&b->active, memory_order_relaxed);
         w = fg_backend_weight_now(b);   /* slow start lowers it for a while */
-        /* active/w < best_active/best_w, without division */
-        if (!best || (uint64_t)active * best_w < (uint64_t)best_active * w) {
+        /* (active+1)/w < (best_active+1)/best_w, without division: the
+         * load each would have with this request, so that a backend of
+         * small weight (slow start) is not taken merely for being idle */
+        if (!best || (uint64_t)(active + 1) * best_w < (uint64_t)(best_active + 1) * w) {
             best = b;
             best_active = active;
             best_w = w;

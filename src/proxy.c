@@ -305,10 +305,11 @@ static void forget_response(struct fg_exchange *x)
 }
 
 /* Another backend for <x> when its upstream's "retry" allows one now:
- * retries left, the request replayable and of a method that may be repeated
- * (unless <nothing_sent>: it never reached a backend), a backend not tried
- * yet, and the retry budget. The backend returned holds a count; NULL: no
- * retry. */
+ * retries left, a backend not tried yet, and unless <nothing_sent> (the
+ * connection failed: no backend did any work for it) the request replayable,
+ * of a method that may be repeated, and within the retry budget, which is
+ * there against repeating work on a failing fleet. The backend returned
+ * holds a count; NULL: no retry. */
 static struct fg_backend *retry_target(struct fg_exchange *x, int nothing_sent)
 {
     struct fg_upstream *u = x->upstream;
@@ -324,7 +325,7 @@ static struct fg_backend *retry_target(struct fg_exchange *x, int nothing_sent)
     note_tried(x, x->backend);
     if (!(b = fg_balancer_pick(u, st, x->tried)))
         return NULL;
-    if (!fg_retry_budget_take(&st->budget, rc, fg_outlier_now_ms())) {
+    if (!nothing_sent && !fg_retry_budget_take(&st->budget, rc, fg_outlier_now_ms())) {
         fg_balancer_release(b);
         atomic_fetch_add_explicit(&u->retries_refused, 1, memory_order_relaxed);
         fg_log_debug("upstream %s: retry budget spent (%u%% of requests): no retry",
