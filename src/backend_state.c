@@ -33,14 +33,12 @@ uint64_t fg_backend_held_ms(const struct fg_backend *b)
     return busy > now ? busy - now : 0;
 }
 
-/* Retry-After: 1*DIGIT, or an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT").
- * Returns milliseconds from now, or -1 when it is neither. */
-static int64_t retry_after_ms(const char *v, size_t len)
+int64_t fg_retry_after_parse(const char *v, size_t len, time_t now)
 {
     char buf[64];
     struct tm tm;
     const char *end;
-    time_t when, now;
+    time_t when;
     int64_t s = 0;
     size_t i;
 
@@ -60,14 +58,13 @@ static int64_t retry_after_ms(const char *v, size_t len)
     if (!(end = strptime(buf, "%a, %d %b %Y %H:%M:%S GMT", &tm)) || *end)
         return -1;
     when = timegm(&tm);
-    now = time(NULL);
     return when > now ? (int64_t)(when - now) * 1000 : 0;
 }
 
 void fg_backend_retry_after(struct fg_backend *b, int status, const char *value, size_t len)
 {
     const struct fg_retry_cfg *rc = &b->upstream->retry;
-    int64_t ms = retry_after_ms(value, len);
+    int64_t ms = fg_retry_after_parse(value, len, time(NULL));
     uint64_t until;
 
     if (!rc->enabled || ms <= 0 || !rc->max_retry_after_ms)

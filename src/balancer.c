@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "fg/backend_state.h"
 #include "fg/balancer.h"
@@ -9,6 +10,7 @@ int fg_lb_state_init(struct fg_lb_state *st, const struct fg_upstream *u)
 {
     st->cursor = 0;
     fg_retry_budget_init(&st->budget);
+    memset(&st->queue, 0, sizeof(st->queue));
     st->current = calloc(u->nbackends ? u->nbackends : 1, sizeof(*st->current));
     return st->current ? 0 : -1;
 }

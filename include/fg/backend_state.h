@@ -6,6 +6,7 @@
 #define FG_BACKEND_STATE_H
 
 #include <stdint.h>
+#include <time.h>
 
 #include "fg/config-t.h"
 
@@ -24,6 +25,11 @@ static inline int fg_backend_full(const struct fg_backend *b)
  * an HTTP-date): keep requests away from it until then, at most the
  * upstream's retry.max_retry_after_ms. Only for upstreams with "retry". */
 void fg_backend_retry_after(struct fg_backend *b, int status, const char *value, size_t len);
+
+/* A Retry-After value: delta-seconds, or an IMF-fixdate ("Sun, 06 Nov 1994
+ * 08:49:37 GMT") taken against <now>. Milliseconds from now (0 for a date
+ * past), or -1 when it is neither. */
+int64_t fg_retry_after_parse(const char *value, size_t len, time_t now);
 
 /* Milliseconds until the Retry-After hold of <b> ends (0: none). */
 uint64_t fg_backend_held_ms(const struct fg_backend *b);

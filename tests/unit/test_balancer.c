@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fg/backend_state.h"
 #include "fg/balancer.h"
 #include "unit.h"
 
@@ -232,6 +233,21 @@ static void test_retry_budget(void)
     CHECK_UINT(ok, 30);
 }
 
+static void test_retry_after_parse(void)
+{
+    time_t now = 784111777;             /* Sun, 06 Nov 1994 08:49:37 GMT */
+
+    CHECK(fg_retry_after_parse("120", 3, now) == 120000);
+    CHECK(fg_retry_after_parse(" 0", 2, now) == 0);
+    CHECK(fg_retry_after_parse("Sun, 06 Nov 1994 08:50:07 GMT", 29, now) == 30000);
+    CHECK(fg_retry_after_parse("Sun, 06 Nov 1994 08:49:00 GMT", 29, now) == 0);
+    CHECK(fg_retry_after_parse("12s", 3, now) == -1);
+    CHECK(fg_retry_after_parse("-5", 2, now) == -1);
+    CHECK(fg_retry_after_parse("soon", 4, now) == -1);
+    CHECK(fg_retry_after_parse("", 0, now) == -1);
+    CHECK(fg_retry_after_parse("99999999999999999999", 20, now) == 86400000LL * 365);
+}
+
 int main(void)
 {
     UNIT_RUN(test_leastconn_prefers_fewest_active);
@@ -242,5 +258,6 @@ int main(void)
     UNIT_RUN(test_round_robin_shares);
     UNIT_RUN(test_max_requests);
     UNIT_RUN(test_retry_budget);
+    UNIT_RUN(test_retry_after_parse);
     return unit_summary();
 }

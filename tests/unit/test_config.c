@@ -811,6 +811,30 @@ static void test_routing_keys(void)
                 "t.json:1:134: $.upstreams.m.outlier_detection.max_ejection_ms: must be at least base_ejection_ms (5000)");
     CHECK_ERROR(UP("{\"backends\": [{\"address\": \"127.0.0.1:9001\"}], \"outlier_detection\": {\"max_ejected_percent\": 101}}"),
                 "t.json:1:112: $.upstreams.m.outlier_detection.max_ejected_percent: must be an integer in 0..100");
+    CHECK_ERROR(UP("{\"backends\": [{\"address\": \"127.0.0.1:9001\"}], \"retry\": {\"retry_on\": [404]}}"),
+                "t.json:1:90: $.upstreams.m.retry.retry_on[0]: a status to retry must be 429 or in 500..599");
+    CHECK_ERROR(UP("{\"backends\": [{\"address\": \"127.0.0.1:9001\"}], \"retry\": {\"retry_on\": [\"refused\"]}}"),
+                "t.json:1:90: $.upstreams.m.retry.retry_on[0]: expected \"connect-failure\", \"reset\" or \"timeout\"");
+    CHECK_ERROR(UP("{\"backends\": [{\"address\": \"127.0.0.1:9001\"}], \"retry\": {\"retry_on\": 503}}"),
+                "t.json:1:89: $.upstreams.m.retry.retry_on: must be an array of conditions (\"connect-failure\", \"reset\", \"timeout\") and statuses (429, 500..599)");
+    CHECK_ERROR(UP("{\"backends\": [{\"address\": \"127.0.0.1:9001\"}], \"retry\": {\"budget_percent\": 120}}"),
+                "t.json:1:95: $.upstreams.m.retry.budget_percent: must be an integer in 0..100");
+    CHECK_ERROR(UP("{\"backends\": [{\"address\": \"127.0.0.1:9001\"}], \"retry\": {\"non_idempotent\": 1}}"),
+                "t.json:1:95: $.upstreams.m.retry.non_idempotent: must be true or false");
+    CHECK_ERROR(UP("{\"backends\": [{\"address\": \"127.0.0.1:9001\"}], \"retry\": {\"max_retries\": 0}}"),
+                "t.json:1:92: $.upstreams.m.retry.max_retries: must be an integer in 1..10");
+    CHECK_ERROR(UP("{\"backends\": [{\"address\": \"127.0.0.1:9001\", \"max_requests\": -1}]}"),
+                "t.json:1:81: $.upstreams.m.backends[0].max_requests: must be an integer in 0..1000000");
+    CHECK_ERROR(UP("{\"backends\": [{\"address\": \"127.0.0.1:9001\"}], \"queue\": {\"timeout_ms\": 0}}"),
+                "t.json:1:91: $.upstreams.m.queue.timeout_ms: must be an integer in 1..86400000");
+    CHECK_ERROR(UP("{\"backends\": [{\"address\": \"127.0.0.1:9001\"}], \"queue\": {\"length\": 5}}"),
+                "t.json:1:77: $.upstreams.m.queue.length: unknown key \"length\"");
+    CHECK_ERROR(ROOT("\"admin\": {\"address\": \"127.0.0.1:8080\"}"),
+                "t.json:1:23: $.admin.address: the admin address is also $.listeners[0]");
+    CHECK_ERROR(ROOT("\"admin\": {\"token\": \"x\"}"),
+                "t.json:1:12: $.admin.token: unknown key \"token\"");
+    CHECK_ERROR(ROOT("\"admin\": true"),
+                "t.json:1:11: $.admin: must be an object (e.g. {\"address\": \"127.0.0.1:9901\"})");
     CHECK_ERROR(RT("{\"match\": {}, \"split\": {\"stiky\": 1, \"arms\": []}}"),
                 "t.json:1:37: $.routes[0].split.stiky: unknown key \"stiky\"");
 }
@@ -837,6 +861,49 @@ static void test_health_defaults(void)
         CHECK(h->body_contains == NULL);
         CHECK_INT(fg_config_upstream(cfg, "b")->health.enabled, 0);
         CHECK_INT(fg_config_upstream(cfg, "a")->outlier.enabled, 0);
+    }
+    fg_config_free(cfg);
+    free(err);
+}
+
+static void test_retry_queue_admin(void)
+{
+    char *err = NULL;
+    struct fg_config *cfg = parse(
+        "{\"listeners\": [{\"address\": \"127.0.0.1:8080\"}], \"admin\": {},\n"
+        " \"upstreams\": {\"a\": {\"backends\": [{\"address\": \"127.0.0.1:9001\"},\n"
+        "                                 {\"address\": \"127.0.0.1:9002\", \"max_requests\": 3}],\n"
+        "                    \"max_requests\": 8, \"retry\": {}},\n"
+        "               \"b\": {\"backends\": [{\"address\": \"127.0.0.1:9002\"}],\n"
+        "                    \"retry\": {\"retry_on\": [\"timeout\", 429, 500], \"non_idempotent\": true}}},\n"
+        " \"routes\": [{\"match\": {}, \"upstream\": \"a\"}]}\n", "t.json", &err);
+    CHECK_STR(err, NULL);
+    if (CHECK(cfg != NULL)) {
+        const struct fg_upstream *a = fg_config_upstream(cfg, "a"), *b = fg_config_upstream(cfg, "b");
+        CHECK_INT(cfg->admin_enabled, 1);
+        CHECK_STR(cfg->admin.addr.text, "127.0.0.1:9901");
+        CHECK_UINT(a->backends[0].max_requests, 8);
+        CHECK_UINT(a->backends[1].max_requests, 3);
+        CHECK_INT(a->limited, 1);
+        CHECK_INT(b->limited, 0);
+        CHECK_UINT(a->queue.max_length, 1000);
+        CHECK_UINT(a->queue.timeout_ms, 5000);
+        CHECK_UINT(a->queue.retry_after_s, 1);
+        /* retry defaults: connect failures, resets, 502/503/504 */
+        CHECK_INT(a->retry.enabled, 1);
+        CHECK_UINT(a->retry.on, FG_RETRY_CONNECT | FG_RETRY_RESET);
+        CHECK_INT(a->retry.on_status[502 - 400] + a->retry.on_status[503 - 400] +
+                  a->retry.on_status[504 - 400] + a->retry.on_status[500 - 400], 3);
+        CHECK_UINT(a->retry.max_retries, 1);
+        CHECK_UINT(a->retry.budget_percent, 20);
+        CHECK_UINT(a->retry.min_retries_per_second, 3);
+        CHECK(a->retry.max_body_bytes == 65536);
+        CHECK_INT(a->retry.non_idempotent, 0);
+        CHECK_UINT(a->retry.max_retry_after_ms, 60000);
+        CHECK_UINT(b->retry.on, FG_RETRY_TIMEOUT);
+        CHECK_INT(b->retry.on_status[429 - 400] + b->retry.on_status[500 - 400] +
+                  b->retry.on_status[503 - 400], 2);
+        CHECK_INT(b->retry.non_idempotent, 1);
     }
     fg_config_free(cfg);
     free(err);
@@ -1436,6 +1503,7 @@ int main(void)
     UNIT_RUN(test_missing_keys);
     UNIT_RUN(test_routing_keys);
     UNIT_RUN(test_health_defaults);
+    UNIT_RUN(test_retry_queue_admin);
     UNIT_RUN(test_workers_errors);
     UNIT_RUN(test_type_errors);
     UNIT_RUN(test_int_ranges);
