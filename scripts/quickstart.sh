@@ -51,6 +51,7 @@ More:
   curl -s --http2-prior-knowledge http://127.0.0.1:8080/v2/models/digits/versions/2/infer \\
        -d @$top/etc/examples/digit-3.json                         # version 2 only, over h2c
   curl -s http://127.0.0.1:9001/metrics                            # batching and latency of v1
+  curl -s http://127.0.0.1:9901/status                             # the gateway's view of its backends
   h2load -n 20000 -c 32 -m 8 -d $top/etc/examples/digit-3.json http://127.0.0.1:8080/v2/models/digits/infer
 Ctrl-C stops the gateway and the model servers.
 

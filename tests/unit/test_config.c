@@ -1420,6 +1420,13 @@ static void test_example(void)
         struct fg_upstream *v2 = fg_config_upstream(cfg, "digits-v2");
         CHECK(v1 != NULL && v1->nbackends == 1 && !strcmp(v1->backends[0].addr.text, "127.0.0.1:9001"));
         CHECK(v2 != NULL && v2->nbackends == 1 && !strcmp(v2->backends[0].addr.text, "127.0.0.1:9002"));
+        /* checked, bounded, and visible at the admin listener */
+        CHECK_INT(cfg->admin_enabled, 1);
+        CHECK_STR(cfg->admin.addr.text, "127.0.0.1:9901");
+        if (v1 && v2) {
+            CHECK_INT(v1->health.enabled && v2->health.enabled, 1);
+            CHECK_UINT(v1->backends[0].max_requests, 512);
+        }
         if (CHECK_UINT(cfg->nroutes, 4)) {
             const struct fg_split *sp = cfg->routes[2].split;
             CHECK_STR(cfg->routes[0].path_prefix, "/v2/models/digits/versions/1/");
