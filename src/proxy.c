@@ -195,8 +195,10 @@ static int bind_backend(struct fg_exchange *x, struct evbuffer *pending, int req
         c->req_sent = req_sent;
         c->chunked_req = chunked_req;
     } else {
-        if (write_head(x, c) < 0)
+        if (write_head(x, c) < 0) {
+            fg_proxy_detach(x, 0);
             return -1;
+        }
         c->req_sent = !x->req_has_body || x->req_body_done;
     }
     llhttp_init(&c->parser, HTTP_RESPONSE, &response_settings);
@@ -599,8 +601,10 @@ void fg_proxy_dequeued(struct fg_exchange *x, struct fg_backend *b)
         fg_exchange_reply_error(x, 503, "no_backend", "the upstream has no usable backend");
         return;
     }
+    /* a failure here is a socket that could not be made, not a full pool:
+     * answer rather than queue again */
     if (bind_backend(x, NULL, 0, 0, b) < 0) {
-        no_backend(x);
+        fg_exchange_reply_error(x, 502, "backend_unavailable", "no backend could be reached");
         return;
     }
     after_bind(x);
