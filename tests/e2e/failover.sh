@@ -7,10 +7,10 @@
 require_cmd curl
 
 start_backend live
-# ports nothing listens on (picked free, never bound)
-pick_port DEAD1
-pick_port DEAD2
-pick_port DEAD3
+# ports that refuse connections (held bound, never listening)
+dead_port DEAD1
+dead_port DEAD2
+dead_port DEAD3
 pick_port GWP
 write_config "$T/gw.json" <<JSON
 {

@@ -12,8 +12,8 @@ start_backend good
 # /x/404 -> 404, otherwise 503), after reading the body
 start_py_backend sick --status-from-path
 SICK=${PY_PORT[sick]}
-pick_port DEAD      # nothing listens there
-pick_port DEAD2
+dead_port DEAD      # nothing listens there
+dead_port DEAD2
 pick_port GWP
 write_config "$T/gw.json" <<JSON
 {

@@ -378,6 +378,27 @@ EOF
     printf -v "$1" '%s' "$p"
 }
 
+# dead_port VAR: a port where connections are refused, kept so for the whole
+# test: a helper holds it bound without listening (and without
+# SO_REUSEADDR), so that no test running beside this one can pick it and
+# start a server there.
+dead_port() {
+    local dead i
+    pick_port dead
+    $PY -c 'import socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", int(sys.argv[1])))
+print("held", flush=True)
+time.sleep(86400)' "$dead" >"$T/dead-$dead" 2>&1 &
+    fg_track_pid $!
+    for ((i = 0; i < 100; i++)); do
+        grep -q held "$T/dead-$dead" 2>/dev/null && break
+        kill -0 $! 2>/dev/null || die "cannot hold port $dead: $(cat "$T/dead-$dead")"
+        sleep 0.02
+    done
+    printf -v "$1" '%s' "$dead"
+}
+
 # wait_port PORT SECONDS [PID]: until 127.0.0.1:PORT accepts a connection;
 # fails early if PID is gone.
 wait_port() {
