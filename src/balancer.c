@@ -72,10 +72,16 @@ struct fg_backend *fg_balancer_pick(struct fg_upstream *u, struct fg_lb_state *s
 
 void fg_balancer_release(struct fg_backend *b)
 {
-    atomic_fetch_sub_explicit(&b->active, 1, memory_order_relaxed);
+    if (!b->upstream->limited) {
+        atomic_fetch_sub_explicit(&b->active, 1, memory_order_relaxed);
+        return;
+    }
     /* a slot is free: requests queued for this upstream, on any worker,
-     * may take it */
-    if (b->upstream->limited && atomic_load_explicit(&b->upstream->queued, memory_order_relaxed))
+     * may take it. Sequentially consistent, as is the waiter's side
+     * (count itself in `queued`, then look at `active`): one of the two
+     * sees the other, so no slot is freed unseen. */
+    atomic_fetch_sub(&b->active, 1);
+    if (atomic_load(&b->upstream->queued))
         fg_wait_queue_kick(b->upstream);
 }
 

@@ -16,9 +16,8 @@ int fg_backend_available(const struct fg_backend *b);
 /* At its max_requests now (never without one). */
 static inline int fg_backend_full(const struct fg_backend *b)
 {
-    return b->max_requests &&
-           atomic_load_explicit(&((struct fg_backend *)b)->active, memory_order_relaxed) >=
-               b->max_requests;
+    /* seq_cst: see fg_balancer_release() */
+    return b->max_requests && atomic_load(&((struct fg_backend *)b)->active) >= b->max_requests;
 }
 
 /* The backend answered <status> with Retry-After <value> (delta-seconds or
