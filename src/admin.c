@@ -28,8 +28,10 @@ static const char *backend_state(const struct fg_backend *b, const struct fg_bac
         return "down";
     }
     if (fg_outlier_ejected(b)) {
+        /* loaded once: another thread may end or extend the ejection */
+        uint64_t until = atomic_load(&m->ejected_until_ms);
         snprintf(why, size, "ejected for %llu ms more after: %s",
-                 (unsigned long long)(atomic_load(&m->ejected_until_ms) - now), info->ejected_why);
+                 (unsigned long long)(until > now ? until - now : 0), info->ejected_why);
         return "ejected";
     }
     if ((held = fg_backend_held_ms(b))) {

@@ -65,15 +65,20 @@ void fg_backend_retry_after(struct fg_backend *b, int status, const char *value,
 {
     const struct fg_retry_cfg *rc = &b->upstream->retry;
     int64_t ms = fg_retry_after_parse(value, len, time(NULL));
-    uint64_t until;
+    uint64_t until, old;
 
     if (!rc->enabled || ms <= 0 || !rc->max_retry_after_ms)
         return;
     if ((uint64_t)ms > rc->max_retry_after_ms)
         ms = rc->max_retry_after_ms;
     until = fg_outlier_now_ms() + (uint64_t)ms;
-    if (until > atomic_load_explicit(&b->busy_until_ms, memory_order_relaxed)) {
-        atomic_store_explicit(&b->busy_until_ms, until, memory_order_relaxed);
+    /* only ever extended: two workers answering at once keep the later */
+    old = atomic_load_explicit(&b->busy_until_ms, memory_order_relaxed);
+    while (until > old &&
+           !atomic_compare_exchange_weak_explicit(&b->busy_until_ms, &old, until,
+                                                  memory_order_relaxed, memory_order_relaxed))
+        ;
+    if (until > old) {
         fg_log_info("upstream %s: backend %s answered %d with Retry-After: holding it for %lld ms",
                     b->upstream->name, b->addr.text, status, (long long)ms);
     }

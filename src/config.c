@@ -541,11 +541,15 @@ static int set_listeners(struct ctx *c, json_t *v, void *base)
         /* Two sockets on one address would fail at bind() with a message
          * far from the cause; say where the first one is. */
         for (size_t j = 0; j < i; j++) {
-            if (strcmp(cfg->listeners[j].addr.text, l->addr.text) == 0) {
-                push_key(c, "address");
+            const struct fg_addr *o = &cfg->listeners[j].addr;
+            if (!fg_addr_overlaps(o, &l->addr))
+                continue;
+            push_key(c, "address");
+            if (strcmp(o->text, l->addr.text) == 0)
                 return fail(c, AT_VALUE, "duplicate listener address %s (see $.listeners[%zu])",
                             l->addr.text, j);
-            }
+            return fail(c, AT_VALUE, "listener address %s overlaps $.listeners[%zu] (%s): "
+                        "a wildcard address takes its port on every address", l->addr.text, j, o->text);
         }
         pop(c);
     }
@@ -930,13 +934,15 @@ static int set_admin(struct ctx *c, json_t *v, void *base)
         push_key(c, "address");
         if (set_field(c, &listener_fields[0], a, &cfg->admin) < 0)
             return -1;
-        for (unsigned j = 0; j < cfg->nlisteners; j++)
-            if (strcmp(cfg->listeners[j].addr.text, cfg->admin.addr.text) == 0)
-                return fail(c, AT_VALUE, "the admin address is also $.listeners[%u]", j);
-        pop(c);
     } else if (fg_addr_parse("127.0.0.1:9901", &cfg->admin.addr, &why) < 0) {
         return fail(c, AT_VALUE, "internal error: %s", why);
     }
+    for (unsigned j = 0; j < cfg->nlisteners; j++)
+        if (fg_addr_overlaps(&cfg->listeners[j].addr, &cfg->admin.addr))
+            return fail(c, AT_VALUE, "the admin address %s overlaps $.listeners[%u] (%s)",
+                        cfg->admin.addr.text, j, cfg->listeners[j].addr.text);
+    if (a)
+        pop(c);
     cfg->admin_enabled = 1;
     return 0;
 }

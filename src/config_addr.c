@@ -116,3 +116,28 @@ int fg_addr_parse(const char *text, struct fg_addr *out, const char **why)
              nhost, pnum);
     return 0;
 }
+
+/* The port of <a>, and whether it is a wildcard address (0.0.0.0 or ::). */
+static unsigned short port_of(const struct fg_addr *a, int *wildcard)
+{
+    if (a->ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&a->ss;
+        *wildcard = IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr);
+        return ntohs(s6->sin6_port);
+    }
+    const struct sockaddr_in *s4 = (const struct sockaddr_in *)&a->ss;
+    *wildcard = s4->sin_addr.s_addr == htonl(INADDR_ANY);
+    return ntohs(s4->sin_port);
+}
+
+int fg_addr_overlaps(const struct fg_addr *a, const struct fg_addr *b)
+{
+    int wa, wb;
+
+    /* listening IPv6 sockets are IPV6_V6ONLY (worker.c): the families
+     * never share a port */
+    if (a->ss.ss_family != b->ss.ss_family || port_of(a, &wa) != port_of(b, &wb))
+        return 0;
+    /* a wildcard takes the port on every address of its family */
+    return wa || wb || strcmp(a->text, b->text) == 0;
+}

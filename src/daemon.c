@@ -105,8 +105,9 @@ out:
         fg_worker_stop(&workers[i]);
     for (unsigned i = 0; i < nstarted; i++)
         fg_worker_join(&workers[i]);
-    fg_wait_queue_register(NULL, 0);
+    /* the checker thread may kick the workers' queues: stop it first */
     fg_health_stop(health);
+    fg_wait_queue_register(NULL, 0);
     for (unsigned i = 0; i < ninit; i++)
         fg_worker_free(&workers[i]);
     free(workers);

@@ -79,6 +79,12 @@ static void stream_release(struct h2conn *h, struct fg_exchange *x)
 {
     TAILQ_REMOVE(&h->streams, x, link);
     h->nstreams--;
+    /* body bytes held back while the request was paused still count
+     * against the connection's window */
+    if (x->h2_unconsumed) {
+        nghttp2_session_consume_connection(h->session, (size_t)x->h2_unconsumed);
+        x->h2_unconsumed = 0;
+    }
     if (x->state != FG_X_DONE && x->state != FG_X_FREE)
         fg_exchange_abort(x);
     fg_exchange_put(x);
@@ -485,12 +491,18 @@ static size_t h2_send_body(struct fg_exchange *x, const char *data, size_t len)
     return evbuffer_get_length(x->h2_out);
 }
 
+static void h2_resume_request(struct fg_exchange *x);
+
 static void h2_send_end(struct fg_exchange *x)
 {
     struct h2conn *h = conn_of(x);
 
-    /* the exchange lives on until nghttp2 closes the stream */
+    /* the exchange lives on until nghttp2 closes the stream; the rest of
+     * a paused request body is no longer wanted: let the client send it
+     * (it is discarded) rather than stall on a window never returned */
     x->h2_out_eof = 1;
+    if (x->h2_unconsumed)
+        h2_resume_request(x);
     if (!x->resp_no_body)
         wake_provider(h, x);
     else

@@ -18,6 +18,7 @@
 #include "fg/health.h"
 #include "fg/log.h"
 #include "fg/outlier.h"
+#include "fg/wait_queue.h"
 
 #define MAX_ANSWER (64 * 1024)
 
@@ -78,6 +79,7 @@ static void verdict(struct probe *p, int pass, const char *why)
             atomic_store(&p->b->down, 0);
             fg_log_info("upstream %s: backend %s is UP (%u passing checks)",
                         p->b->upstream->name, p->b->addr.text, p->passes);
+            fg_wait_queue_kick(p->b->upstream);     /* room for waiters */
         }
     } else {
         p->failures++;
@@ -86,6 +88,8 @@ static void verdict(struct probe *p, int pass, const char *why)
             atomic_store(&p->b->down, 1);
             fg_log_warn("upstream %s: backend %s is DOWN: %s (%u failed checks)",
                         p->b->upstream->name, p->b->addr.text, why, p->failures);
+            /* waiters may have nothing left to wait for: answer them now */
+            fg_wait_queue_kick(p->b->upstream);
         } else if (!down) {
             fg_log_debug("upstream %s: backend %s check failed: %s", p->b->upstream->name,
                          p->b->addr.text, why);

@@ -506,9 +506,9 @@ static int rewrite_body(struct fg_exchange *x, const struct fg_route *r)
     return 0;
 }
 
-/* Seconds a client should wait before trying <u> again when every backend
- * that is up holds a Retry-After (0: some backend is down or ejected, not
- * merely holding). */
+/* Seconds until the first backend of <u> that is up but held by a
+ * Retry-After takes requests again, rounded up; 0 when none is held (the
+ * others are down or ejected, and there is no time to promise). */
 static unsigned held_retry_after_s(const struct fg_upstream *u)
 {
     uint64_t least = 0;
@@ -572,19 +572,14 @@ static void enqueue(struct fg_exchange *x)
     }
 }
 
-/* No backend of the upstream could be bound for a request not sent yet. */
-static void no_backend(struct fg_exchange *x)
+/* No backend can take a request not sent yet, and waiting would not help:
+ * the route's fallback, else 502 when backends were tried and failed, else
+ * 503 (with Retry-After when every usable backend asked for a pause). */
+static void answer_no_backend(struct fg_exchange *x)
 {
-    const struct fg_route *route = x->route;
-    struct fg_upstream *u = x->upstream;
-
-    if (u->limited && !x->fell_back && fg_balancer_all_full(u, x->tried)) {
-        enqueue(x);
-        return;
-    }
     /* nothing was sent yet: any request may go to the fallback, its body
      * will stream there */
-    if (route->fallback && !x->fell_back && fall_back(x, "no usable backend", 0) == 0) {
+    if (x->route->fallback && !x->fell_back && fall_back(x, "no usable backend", 0) == 0) {
         after_bind(x);
         return;
     }
@@ -592,13 +587,26 @@ static void no_backend(struct fg_exchange *x)
         fg_exchange_reply_error(x, 502, "backend_unavailable", "no backend could be reached");
     else
         reply_503_retry_after(x, "no_backend", "the upstream has no usable backend",
-                              held_retry_after_s(u));
+                              held_retry_after_s(x->upstream));
+}
+
+/* No backend of the upstream could be bound for a request not sent yet:
+ * wait when every backend is merely at max_requests. */
+static void no_backend(struct fg_exchange *x)
+{
+    struct fg_upstream *u = x->upstream;
+
+    if (u->limited && !x->fell_back && fg_balancer_all_full(u, x->tried)) {
+        enqueue(x);
+        return;
+    }
+    answer_no_backend(x);
 }
 
 void fg_proxy_dequeued(struct fg_exchange *x, struct fg_backend *b)
 {
     if (!b) {
-        fg_exchange_reply_error(x, 503, "no_backend", "the upstream has no usable backend");
+        answer_no_backend(x);
         return;
     }
     /* a failure here is a socket that could not be made, not a full pool:
@@ -870,7 +878,10 @@ static int on_headers_complete(llhttp_t *p)
     } else {
         fg_outlier_success(c->backend);
     }
-    if ((status == 503 || status == 429) && x->upstream->retry.enabled) {
+    /* a 503's Retry-After speaks for the server; a 429's only when 429 is
+     * retried (otherwise it is the client's own limit, passed on to it) */
+    if ((status == 503 || (status == 429 && x->upstream->retry.on_status[429 - 400])) &&
+        x->upstream->retry.enabled) {
         const struct fg_header *ra = fg_headers_find(&x->resp_headers, "retry-after", 11);
         if (ra)
             fg_backend_retry_after(c->backend, status, ra->value, ra->vlen);

@@ -26,11 +26,31 @@ static struct fg_wait_queue *queue_of(struct fg_exchange *x)
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg);
 
-/* Arms the timer for the oldest waiter's deadline (or leaves it off). */
-static void arm(struct fg_wait_queue *q)
+/* The soonest moment after <now> at which a backend of <u> that is held by
+ * a Retry-After or ejected takes requests again (0: none will). Such a
+ * return frees capacity without any slot being released, so nothing else
+ * would wake the waiters. */
+static uint64_t next_return_ms(const struct fg_upstream *u, uint64_t now)
+{
+    uint64_t soonest = 0;
+
+    for (unsigned i = 0; i < u->nbackends; i++) {
+        struct fg_backend *b = &u->backends[i];
+        uint64_t t[2] = {atomic_load_explicit(&b->busy_until_ms, memory_order_relaxed),
+                         atomic_load_explicit(&b->ejected_until_ms, memory_order_relaxed)};
+        for (int k = 0; k < 2; k++)
+            if (t[k] > now && (!soonest || t[k] < soonest))
+                soonest = t[k];
+    }
+    return soonest;
+}
+
+/* Arms the timer for the oldest waiter's deadline, or sooner when a held
+ * or ejected backend returns first (or leaves it off: no waiter). */
+static void arm(struct fg_wait_queue *q, const struct fg_upstream *u)
 {
     struct fg_exchange *head = TAILQ_FIRST(&q->waiters);
-    uint64_t now, ms;
+    uint64_t now, when, back, ms;
     struct timeval tv;
 
     if (!head) {
@@ -38,7 +58,10 @@ static void arm(struct fg_wait_queue *q)
         return;
     }
     now = fg_outlier_now_ms();
-    ms = head->queue_deadline_ms > now ? head->queue_deadline_ms - now : 0;
+    when = head->queue_deadline_ms;
+    if ((back = next_return_ms(u, now)) && back < when)
+        when = back;
+    ms = when > now ? when - now : 0;
     tv.tv_sec = (time_t)(ms / 1000);
     tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
     evtimer_add(q->timer, &tv);
@@ -72,7 +95,9 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
             atomic_fetch_add_explicit(&x->upstream->queue_timeouts, 1, memory_order_relaxed);
             fg_proxy_queue_expired(x);
         }
-        arm(q);
+        /* or a held or ejected backend is back */
+        fg_wait_queue_drain(w, ui);
+        arm(q, &w->cfg->upstreams[ui]);
     }
 }
 
@@ -99,7 +124,7 @@ int fg_wait_queue_add(struct fg_exchange *x)
     TAILQ_INSERT_TAIL(&q->waiters, x, qlink);
     atomic_fetch_add(&q->n, 1);
     if (TAILQ_FIRST(&q->waiters) == x)
-        arm(q);
+        arm(q, u);
     /* a slot freed between the failed pick and the count above woke no
      * one: look again now that the count is visible */
     fg_wait_queue_drain(x->worker, u->index);
@@ -113,7 +138,7 @@ void fg_wait_queue_remove(struct fg_exchange *x)
 
     unlink_waiter(q, x);
     if (was_head)
-        arm(q);
+        arm(q, x->upstream);
 }
 
 void fg_wait_queue_drain(struct fg_worker *w, unsigned ui)
@@ -126,9 +151,9 @@ void fg_wait_queue_drain(struct fg_worker *w, unsigned ui)
     if (!q->inited)
         return;
     while ((x = TAILQ_FIRST(&q->waiters))) {
-        struct fg_backend *b = fg_balancer_pick(u, &w->lb[ui], NULL);
+        struct fg_backend *b = fg_balancer_pick(u, &w->lb[ui], x->tried);
         if (!b) {
-            if (fg_balancer_all_full(u, NULL))
+            if (fg_balancer_all_full(u, x->tried))
                 break;          /* wait for the next free slot */
             /* no backend is available any more: nothing to wait for */
             unlink_waiter(q, x);
@@ -140,7 +165,7 @@ void fg_wait_queue_drain(struct fg_worker *w, unsigned ui)
         fg_proxy_dequeued(x, b);
     }
     if (moved || !TAILQ_FIRST(&q->waiters))
-        arm(q);
+        arm(q, u);
 }
 
 void fg_wait_queue_kick(const struct fg_upstream *u)

@@ -31,6 +31,11 @@ void fg_client_cfg_defaults(struct fg_client_cfg *cc);
  * static reason. */
 int fg_addr_parse(const char *text, struct fg_addr *out, const char **why);
 
+/* 1 when listening sockets bound to <a> and <b> would take the same port:
+ * the same address, or the same port and family where either is a
+ * wildcard. */
+int fg_addr_overlaps(const struct fg_addr *a, const struct fg_addr *b);
+
 /* The upstream named <name>, or NULL. */
 struct fg_upstream *fg_config_upstream(const struct fg_config *cfg, const char *name);
 

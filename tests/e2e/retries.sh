@@ -15,6 +15,7 @@ start_py_backend busy --status 503
 start_py_backend busy2 --status 503
 start_py_backend ra --status 503 --retry-after 2 --flags "$T/flags"
 start_py_backend ra2 --status 503 --retry-after 3
+start_py_backend lim --status 429 --retry-after 5 --flags "$T/flags"
 OK=${BACKEND_ADDR[ok]}
 pick_port GWP
 pick_port ADM
@@ -41,13 +42,16 @@ write_config "$T/gw.json" <<JSON
               "backends": [ { "address": "127.0.0.1:${PY_PORT[ra]}" }, { "address": "$OK" } ],
               "retry": { "retry_on": [503] } },
     "allheld": { "backends": [ { "address": "127.0.0.1:${PY_PORT[ra2]}" } ],
-                 "retry": { "retry_on": [503] } }
+                 "retry": { "retry_on": [503] } },
+    "lim": { "backends": [ { "address": "127.0.0.1:${PY_PORT[lim]}" } ],
+             "retry": { "retry_on": [503] } }
   },
   "routes": [ { "match": { "path_prefix": "/post/" }, "upstream": "post" },
               { "match": { "path_prefix": "/to/" }, "upstream": "to" },
               { "match": { "path_prefix": "/storm/" }, "upstream": "storm" },
               { "match": { "path_prefix": "/held/" }, "upstream": "held" },
               { "match": { "path_prefix": "/allheld/" }, "upstream": "allheld" },
+              { "match": { "path_prefix": "/lim/" }, "upstream": "lim" },
               { "match": { "path_prefix": "/" }, "upstream": "r" } ]
 }
 JSON
@@ -112,6 +116,16 @@ sleep 2.2
 http_many "$GW_PORT" /held/echo 10 1 >/dev/null
 n2=$(wc -c <"$T/flags/ra.requests")
 assert_ge "$n2" "$((n + 1))" "after 2 s ra gets requests again ($n2)"
+
+# ---- a 429's Retry-After is the client's to keep when 429 is not retried:
+# passed on, and the backend is not held for everyone else
+for i in 1 2 3; do
+    code=$(fcurl -D "$T/h" -o /dev/null -w '%{http_code}' "$(gw_url /lim/x)")
+    assert_eq 429 "$code" "429 not retried: request $i gets the backend's 429"
+    assert_eq 5 "$(header_value "$T/h" retry-after)" "429: its Retry-After passed on ($i)"
+done
+assert_eq 3 "$(wc -c <"$T/flags/lim.requests")" "429 did not hold the backend: it saw all 3 requests"
+assert_json "$(admin_status "$ADM")" upstreams.lim.backends.0.state up "/status: the 429 backend is up, not held"
 
 # ---- every backend holds a Retry-After: the gateway answers 503 with Retry-After
 code=$(fcurl -D "$T/h" -o "$T/b" -w '%{http_code}' "$(gw_url /allheld/x)")

@@ -13,13 +13,15 @@ while DIR/NAME.down exists, 200 "warming" while DIR/NAME.warm exists, else
 200 "ready", and appends one byte to DIR/NAME.checks per check.
 --retry-after VALUE: 503 and 429 answers carry "Retry-After: VALUE".
 Every request but health checks appends one byte to DIR/NAME.requests
-when --flags is given.
+when --flags is given. A query "ms=N" delays the answer N milliseconds
+(the path without its query decides the status).
 Answers go out in one write with Nagle off (no delayed-ACK stalls).
 Debian's python3, standard library only."""
 import argparse
 import http.server
 import os
 import re
+import time
 
 a = argparse.ArgumentParser()
 a.add_argument("--name", required=True)
@@ -50,8 +52,12 @@ class H(http.server.BaseHTTPRequestHandler):
     def answer(self):
         self.read_body()
         code, body = opt.status, b'{"backend":"%s"}' % opt.name.encode()
+        path, _, query = self.path.partition("?")
+        m = re.search(r"(?:^|&)ms=(\d+)", query)
+        if m:
+            time.sleep(int(m.group(1)) / 1000)
         if opt.status_from_path:
-            m = re.search(r"/(\d{3})$", self.path)
+            m = re.search(r"/(\d{3})$", path)
             code = int(m.group(1)) if m else 503
         if opt.flags and self.path == "/health":
             flag = os.path.join(opt.flags, opt.name)

@@ -570,8 +570,10 @@ static void test_ranges_accepted(void)
         BE("{\"address\": \"127.0.0.1:9001\", \"weight\": 1000}"),
         UP("{\"backends\": [{\"address\": \"127.0.0.1:9001\"}], \"keepalive\": 1024, \"max_response_header_bytes\": 1048576}"),
         UP("{\"backends\": [{\"address\": \"127.0.0.1:9001\"}], \"balance\": \"least_conn\"}"),
-        /* Same address, different families or ports: not duplicates. */
+        /* Same address, different families or ports: not duplicates
+         * (IPv6 listeners are IPV6_V6ONLY). */
         LST("{\"address\": \"0.0.0.0:8080\"}, {\"address\": \"[::]:8080\"}, {\"address\": \"0.0.0.0:8081\"}"),
+        LST("{\"address\": \"[::]:8082\"}, {\"address\": \"127.0.0.1:8082\"}"),
         /* Routes may come before the upstreams they name. */
         "{" ROUTES ", " LISTENERS ", " UPSTREAMS "}",
         /* An upstream's name can be anything but empty. */
@@ -830,7 +832,15 @@ static void test_routing_keys(void)
     CHECK_ERROR(UP("{\"backends\": [{\"address\": \"127.0.0.1:9001\"}], \"queue\": {\"length\": 5}}"),
                 "t.json:1:77: $.upstreams.m.queue.length: unknown key \"length\"");
     CHECK_ERROR(ROOT("\"admin\": {\"address\": \"127.0.0.1:8080\"}"),
-                "t.json:1:23: $.admin.address: the admin address is also $.listeners[0]");
+                "t.json:1:23: $.admin.address: the admin address 127.0.0.1:8080 overlaps "
+                "$.listeners[0] (127.0.0.1:8080)");
+    /* the default admin address is checked too, and a wildcard listener
+     * takes the admin's port on loopback */
+    CHECK_ERROR("{\"listeners\": [{\"address\": \"0.0.0.0:9901\"}], "
+                "\"upstreams\": {\"m\": {\"backends\": [{\"address\": \"127.0.0.1:9001\"}]}}, "
+                "\"routes\": [{\"match\": {}, \"upstream\": \"m\"}], \"admin\": {}}",
+                "t.json:1:166: $.admin: the admin address 127.0.0.1:9901 overlaps "
+                "$.listeners[0] (0.0.0.0:9901)");
     CHECK_ERROR(ROOT("\"admin\": {\"token\": \"x\"}"),
                 "t.json:1:12: $.admin.token: unknown key \"token\"");
     CHECK_ERROR(ROOT("\"admin\": true"),
@@ -1181,6 +1191,12 @@ static void test_addresses(void)
                     "{\"address\": \"127.0.0.1:1\"}"),
                 "t.json:1:84: $.listeners[2].address: duplicate listener address 127.0.0.1:1 "
                 "(see $.listeners[0])");
+    CHECK_ERROR(LST("{\"address\": \"0.0.0.0:8080\"}, {\"address\": \"127.0.0.1:8080\"}"),
+                "t.json:1:57: $.listeners[1].address: listener address 127.0.0.1:8080 overlaps "
+                "$.listeners[0] (0.0.0.0:8080): a wildcard address takes its port on every address");
+    CHECK_ERROR(LST("{\"address\": \"[::]:8080\"}, {\"address\": \"[::1]:8080\"}"),
+                "t.json:1:54: $.listeners[1].address: listener address [::1]:8080 overlaps "
+                "$.listeners[0] ([::]:8080): a wildcard address takes its port on every address");
 }
 
 /* An error deep in a pretty-printed file: lines and indentation count. */
