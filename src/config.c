@@ -7,10 +7,8 @@
  * one place and reported in one format. Fields whose meaning goes beyond a
  * scalar (arrays of objects, name references) get a handler of their own.
  *
- * Errors carry "FILE:LINE:COL: JSON-PATH: reason". The loader keeps the path
- * of the value being checked as a stack of segments; json_pos.c turns it
- * into a line and column by scanning the text again, which only happens
- * once, on the error path.
+ * The machinery (walk(), fail() and the messages) is config_walk.c; the
+ * access-control and geography parts of the schema are config_access.c.
  *
  * Nothing here touches global state: getaddrinfo(), strerror_r() and
  * sysconf() are thread-safe, so two threads may load configurations at
@@ -34,137 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fg/config.h"
-#include "fg/json_pos.h"
-
-/* State of one load. */
-struct ctx {
-    const char *name;           /* file name used in messages */
-    const char *text;           /* the JSON text, for positions */
-    size_t len;
-    char *dir;                  /* absolute directory of <name>, computed on first use */
-    struct fg_config *cfg;
-    struct fg_json_seg path[FG_JSON_PATH_MAX]; /* where we are, for messages */
-    unsigned depth;
-    char **err;
-};
-
-/* ---- messages ------------------------------------------------------------ */
-
-static char *vformat(const char *fmt, va_list ap)
-{
-    va_list aq;
-    va_copy(aq, ap);
-    int n = vsnprintf(NULL, 0, fmt, aq);
-    va_end(aq);
-    if (n < 0)
-        return NULL;
-    char *s = malloc((size_t)n + 1);
-    if (s)
-        vsnprintf(s, (size_t)n + 1, fmt, ap);
-    return s;
-}
-
-static char *format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *format(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = vformat(fmt, ap);
-    va_end(ap);
-    return s;
-}
-
-enum { AT_VALUE = 0, AT_KEY = 1 };
-
-/* Stores "NAME:LINE:COL: PATH: reason" in *c->err, pointing at the value
- * (or, with AT_KEY, at the key) of the current path. Always returns -1, so
- * that handlers can "return fail(...)". Out of memory, *err stays NULL. */
-static int fail(struct ctx *c, int at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(struct ctx *c, int at, const char *fmt, ...)
-{
-    unsigned line = 1, col = 1;
-    va_list ap;
-
-    if (*c->err)                /* keep the first, most precise, message */
-        return -1;
-    va_start(ap, fmt);
-    char *reason = vformat(fmt, ap);
-    va_end(ap);
-    char *path = fg_json_path_format(c->path, c->depth);
-    /* The path exists in the text jansson parsed, so the lookup only fails
-     * on a bug; 1:1 then still makes a well-formed message. */
-    (void)fg_json_pos(c->text, c->len, c->path, c->depth, at == AT_KEY, &line, &col);
-    if (reason && path)
-        *c->err = format("%s:%u:%u: %s: %s", c->name, line, col, path, reason);
-    free(reason);
-    free(path);
-    return -1;
-}
-
-static void push_key(struct ctx *c, const char *key)
-{
-    /* The schema is at most 5 levels deep and unknown keys stop the walk,
-     * so this bound is a programming error, not an input error. */
-    if (c->depth >= FG_JSON_PATH_MAX)
-        abort();
-    c->path[c->depth++] = (struct fg_json_seg){.key = key};
-}
-
-static void push_index(struct ctx *c, size_t index)
-{
-    if (c->depth >= FG_JSON_PATH_MAX)
-        abort();
-    c->path[c->depth++] = (struct fg_json_seg){.index = index};
-}
-
-static void pop(struct ctx *c)
-{
-    c->depth--;
-}
-
-/* ---- field tables -------------------------------------------------------- */
-
-enum ftype {
-    FT_UINT,                    /* unsigned, integer in min..max */
-    FT_INT,                     /* int, integer in min..max */
-    FT_U64,                     /* uint64_t, integer in min..max */
-    FT_ENUM,                    /* int-sized enum; one of aux's names, stored as its index */
-    FT_ADDR,                    /* struct fg_addr, from "host:port" */
-    FT_FILE,                    /* char *, a readable file, made absolute */
-    FT_OBJ,                     /* nested struct at offset, described by table aux */
-    FT_FN,                      /* anything else: handler fn */
-};
-
-#define F_REQUIRED 1u
-
-struct field {
-    const char *key;
-    enum ftype type;
-    size_t offset;              /* destination within the struct being filled */
-    int64_t min, max;           /* FT_UINT, FT_INT, FT_U64 */
-    int64_t def;                /* default when absent: number, or FT_ENUM index */
-    unsigned flags;
-    const void *aux;            /* FT_ENUM: NULL-terminated names; FT_OBJ: its table */
-    int (*fn)(struct ctx *c, json_t *v, void *base);
-};
-
-/* offsetof(T, m), refusing to compile unless T.m has type <want>: a table
- * entry whose FT_ type disagrees with the struct would otherwise silently
- * write the wrong width. */
-#define OFF(T, m, want) \
-    (offsetof(T, m) + 0 * sizeof(char[_Generic(((T *)0)->m, want: 1, default: -1)]))
-
-#define UINT(T, m, lo, hi, d) \
-    {.key = #m, .type = FT_UINT, .offset = OFF(T, m, unsigned), .min = lo, .max = hi, .def = d}
-#define INT(T, m, lo, hi, d) \
-    {.key = #m, .type = FT_INT, .offset = OFF(T, m, int), .min = lo, .max = hi, .def = d}
-#define U64(T, m, lo, hi, d) \
-    {.key = #m, .type = FT_U64, .offset = OFF(T, m, uint64_t), .min = lo, .max = hi, .def = d}
-
-#define TIMEOUT_MAX 86400000    /* one day: anything longer is a typo */
-#define HEADER_BYTES_MIN 1024
-#define HEADER_BYTES_MAX 1048576
+#include "config-walk.h"
 
 static int set_workers(struct ctx *c, json_t *v, void *base);
 static int set_listeners(struct ctx *c, json_t *v, void *base);
@@ -243,6 +111,7 @@ static const struct field client_fields[] = {
     U64(struct fg_client_cfg, max_body_bytes, 0, INT64_MAX, 104857600),
     UINT(struct fg_client_cfg, h2_max_concurrent_streams, 1, 65535, 128),
     U64(struct fg_client_cfg, model_body_bytes, 0, 1073741824, 1048576),
+    {.key = "trusted_proxies", .type = FT_FN, .fn = fg_cw_set_trusted_proxies},
     {0},
 };
 
@@ -259,6 +128,7 @@ static const struct field listener_fields[] = {
      .offset = OFF(struct fg_listener_cfg, addr, struct fg_addr)},
     INT(struct fg_listener_cfg, backlog, 1, 65535, 511),
     {.key = "tls", .type = FT_FN, .fn = set_tls},
+    {.key = "proxy_protocol", .type = FT_FN, .fn = fg_cw_set_proxy_protocol},
     {0},
 };
 
@@ -311,6 +181,7 @@ static const struct field match_fields[] = {
 
 /* "upstream" or "split": set_routes() checks that exactly one is there. */
 static const struct field route_fields[] = {
+    {.key = "name", .type = FT_FN, .fn = fg_cw_set_route_name},
     {.key = "match", .type = FT_OBJ, .aux = match_fields, .offset = 0, .flags = F_REQUIRED},
     {.key = "upstream", .type = FT_FN, .fn = set_route_upstream},
     {.key = "split", .type = FT_FN, .fn = set_split},
@@ -319,6 +190,9 @@ static const struct field route_fields[] = {
     {.key = "fallback", .type = FT_FN, .fn = set_fallback},
     {.key = "rewrite", .type = FT_FN, .fn = set_rewrite},
     {.key = "mirror", .type = FT_FN, .fn = set_mirror},
+    {.key = "auth", .type = FT_FN, .fn = fg_cw_set_route_auth},
+    {.key = "limits", .type = FT_FN, .fn = fg_cw_set_route_limits},
+    {.key = "upstream_headers", .type = FT_FN, .fn = fg_cw_set_upstream_headers},
     {0},
 };
 
@@ -329,180 +203,14 @@ static const struct field root_fields[] = {
     {.key = "listeners", .type = FT_FN, .fn = set_listeners, .flags = F_REQUIRED},
     {.key = "client", .type = FT_OBJ, .aux = client_fields,
      .offset = OFF(struct fg_config, client, struct fg_client_cfg)},
+    {.key = "geoip", .type = FT_FN, .fn = fg_cw_set_geoip},        /* rules name countries */
     {.key = "upstreams", .type = FT_FN, .fn = set_upstreams, .flags = F_REQUIRED},
     {.key = "routes", .type = FT_FN, .fn = set_routes, .flags = F_REQUIRED},
+    {.key = "access", .type = FT_FN, .fn = fg_cw_set_access},      /* names routes */
     {.key = "admin", .type = FT_FN, .fn = set_admin},
     {0},
 };
 
-/* ---- generic walk -------------------------------------------------------- */
-
-static void set_defaults(const struct field *tab, void *base)
-{
-    char *b = base;
-    for (const struct field *f = tab; f->key; f++) {
-        switch (f->type) {
-        case FT_UINT: *(unsigned *)(b + f->offset) = (unsigned)f->def; break;
-        case FT_INT: *(int *)(b + f->offset) = (int)f->def; break;
-        case FT_U64: *(uint64_t *)(b + f->offset) = (uint64_t)f->def; break;
-        case FT_ENUM: *(int *)(b + f->offset) = (int)f->def; break;
-        case FT_OBJ: set_defaults(f->aux, b + f->offset); break;
-        default: break;
-        }
-    }
-}
-
-static const char *range_text(const struct field *f, char *buf, size_t size)
-{
-    if (f->max == INT64_MAX)
-        snprintf(buf, size, "an integer >= %lld", (long long)f->min);
-    else
-        snprintf(buf, size, "an integer in %lld..%lld", (long long)f->min, (long long)f->max);
-    return buf;
-}
-
-/* "expected "a" or "b"" from a NULL-terminated name list. */
-static int fail_enum(struct ctx *c, const char *const *names)
-{
-    char buf[256];
-    size_t n = 0, used = 0;
-    while (names[n])
-        n++;
-    buf[0] = '\0';
-    for (size_t i = 0; i < n && used < sizeof buf; i++) {
-        const char *sep = i == 0 ? "" : i + 1 == n ? " or " : ", ";
-        int w = snprintf(buf + used, sizeof buf - used, "%s\"%s\"", sep, names[i]);
-        if (w < 0)
-            break;
-        used += (size_t)w;
-    }
-    return fail(c, AT_VALUE, "expected %s", buf);
-}
-
-static const char *nonempty_string(json_t *v)
-{
-    return json_is_string(v) && json_string_length(v) > 0 ? json_string_value(v) : NULL;
-}
-
-static int set_file(struct ctx *c, json_t *v, char **dst);
-static int walk(struct ctx *c, json_t *obj, const struct field *tab, void *base);
-
-static int set_field(struct ctx *c, const struct field *f, json_t *v, void *base)
-{
-    char *dst = (char *)base + f->offset;
-    char buf[96];
-    const char *s, *why;
-
-    switch (f->type) {
-    case FT_UINT: case FT_INT: case FT_U64: {
-        json_int_t n = json_is_integer(v) ? json_integer_value(v) : 0;
-        if (!json_is_integer(v) || n < f->min || n > f->max)
-            return fail(c, AT_VALUE, "must be %s", range_text(f, buf, sizeof buf));
-        if (f->type == FT_UINT)
-            *(unsigned *)dst = (unsigned)n;
-        else if (f->type == FT_INT)
-            *(int *)dst = (int)n;
-        else
-            *(uint64_t *)dst = (uint64_t)n;
-        return 0;
-    }
-    case FT_ENUM: {
-        const char *const *names = f->aux;
-        s = json_is_string(v) ? json_string_value(v) : NULL;
-        for (int i = 0; s && names[i]; i++) {
-            if (strcmp(s, names[i]) == 0) {
-                *(int *)dst = i;
-                return 0;
-            }
-        }
-        return fail_enum(c, names);
-    }
-    case FT_ADDR:
-        if (!(s = nonempty_string(v)))
-            return fail(c, AT_VALUE, "must be a non-empty string");
-        if (fg_addr_parse(s, (struct fg_addr *)dst, &why) < 0) {
-            char *q = fg_json_quote(s);
-            fail(c, AT_VALUE, "invalid address %s: %s", q ? q : "", why);
-            free(q);
-            return -1;
-        }
-        return 0;
-    case FT_FILE:
-        return set_file(c, v, (char **)dst);
-    case FT_OBJ:
-        if (!json_is_object(v))
-            return fail(c, AT_VALUE, "must be an object");
-        return walk(c, v, f->aux, dst);
-    case FT_FN:
-        return f->fn(c, v, base);
-    }
-    return fail(c, AT_VALUE, "internal error: bad field type");
-}
-
-/* Applies table <tab> to JSON object <obj>, filling the struct at <base>.
- * The caller has checked that <obj> is an object and pushed its path.
- * Unknown keys are looked for first, so a misspelt key is reported as such
- * rather than as the required key it was meant to be; then fields are set
- * in table order, whatever the order in the file. */
-static int walk(struct ctx *c, json_t *obj, const struct field *tab, void *base)
-{
-    const char *key;
-    json_t *v;
-
-    set_defaults(tab, base);
-    json_object_foreach(obj, key, v) {
-        const struct field *f = tab;
-        while (f->key && strcmp(f->key, key) != 0)
-            f++;
-        if (!f->key) {
-            char *q = fg_json_quote(key);
-            push_key(c, key);
-            fail(c, AT_KEY, "unknown key %s", q ? q : "");
-            free(q);
-            return -1;
-        }
-    }
-    for (const struct field *f = tab; f->key; f++) {
-        v = json_object_get(obj, f->key);
-        if (!v) {
-            if (f->flags & F_REQUIRED)
-                return fail(c, AT_VALUE, "missing required key \"%s\"", f->key);
-            continue;
-        }
-        push_key(c, f->key);
-        if (set_field(c, f, v, base) < 0)
-            return -1;
-        pop(c);
-    }
-    return 0;
-}
-
-/* Fails, at the key, on the first key of object <obj> not in <keys>
- * (NULL-terminated): the hand-written objects are as strict as the tables. */
-static int only_keys(struct ctx *c, json_t *obj, const char *const *keys)
-{
-    const char *key;
-    json_t *e;
-
-    json_object_foreach(obj, key, e) {
-        unsigned i = 0;
-        while (keys[i] && strcmp(keys[i], key))
-            i++;
-        if (!keys[i]) {
-            char *q = fg_json_quote(key);
-            push_key(c, key);
-            fail(c, AT_KEY, "unknown key %s", q ? q : "");
-            free(q);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static int oom(struct ctx *c)
-{
-    return fail(c, AT_VALUE, "out of memory");
-}
 
 /* ---- handlers ------------------------------------------------------------ */
 
@@ -664,14 +372,6 @@ static int set_routes(struct ctx *c, json_t *v, void *base)
     return 0;
 }
 
-static int copy_string(struct ctx *c, json_t *v, char **dst, size_t *len)
-{
-    if (!(*dst = strdup(json_string_value(v))))
-        return oom(c);
-    *len = json_string_length(v);
-    return 0;
-}
-
 static int set_exact_path(struct ctx *c, json_t *v, void *base)
 {
     struct fg_route *r = base;
@@ -679,23 +379,6 @@ static int set_exact_path(struct ctx *c, json_t *v, void *base)
         strchr(json_string_value(v), '?'))
         return fail(c, AT_VALUE, "must be a string starting with \"/\", without a query");
     return copy_string(c, v, &r->path, &r->path_len);
-}
-
-/* RFC 9110 tchar */
-static int is_tchar(unsigned char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           (ch && strchr("!#$%&'*+-.^_`|~", ch));
-}
-
-static int is_token(const char *s)
-{
-    if (!*s)
-        return 0;
-    for (; *s; s++)
-        if (!is_tchar((unsigned char)*s))
-            return 0;
-    return 1;
 }
 
 static int set_host(struct ctx *c, json_t *v, void *base)
@@ -740,40 +423,6 @@ static int set_methods(struct ctx *c, json_t *v, void *base)
         if (!(r->methods[i] = strdup(json_string_value(e))))
             return oom(c);
         r->nmethods++;
-        pop(c);
-    }
-    return 0;
-}
-
-/* {"name": "value", ...} into an array; header names must be tokens and are
- * folded to lower case. */
-static int set_kv(struct ctx *c, json_t *v, struct fg_match_kv **out, unsigned *n, int headers)
-{
-    size_t count = json_is_object(v) ? json_object_size(v) : 0;
-    const char *key;
-    json_t *e;
-
-    if (count == 0)
-        return fail(c, AT_VALUE, "must be a non-empty object of %s", headers ?
-                    "header names to values" : "parameter names to values");
-    if (!(*out = calloc(count, sizeof(**out))))
-        return oom(c);
-    json_object_foreach(v, key, e) {
-        struct fg_match_kv *kv = &(*out)[(*n)++];   /* counted now: freed whatever happens */
-        push_key(c, key);
-        if (headers && !is_token(key))
-            return fail(c, AT_KEY, "is not a header name");
-        if (!headers && !*key)
-            return fail(c, AT_KEY, "must not be empty");
-        if (!json_is_string(e))
-            return fail(c, AT_VALUE, "must be a string");
-        if (!(kv->name = strdup(key)) || copy_string(c, e, &kv->value, &kv->value_len) < 0)
-            return oom(c);
-        kv->name_len = strlen(key);
-        if (headers)
-            for (char *p = kv->name; *p; p++)
-                if (*p >= 'A' && *p <= 'Z')
-                    *p = (char)(*p - 'A' + 'a');
         pop(c);
     }
     return 0;
@@ -1079,47 +728,8 @@ static int set_fallback(struct ctx *c, json_t *v, void *base)
     return 0;
 }
 
-/* "10.0.0.0/8", "2001:db8::/32", or one address (all its bits). */
-static int parse_cidr(const char *s, struct fg_cidr *out)
-{
-    char buf[64];
-    const char *slash = strchr(s, '/');
-    size_t len = slash ? (size_t)(slash - s) : strlen(s);
-    unsigned max;
-    char *end;
-    unsigned long bits;
-
-    if (len == 0 || len >= sizeof(buf))
-        return -1;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    memset(out, 0, sizeof(*out));
-    if (inet_pton(AF_INET, buf, out->addr) == 1) {
-        out->family = AF_INET;
-        max = 32;
-    } else if (inet_pton(AF_INET6, buf, out->addr) == 1) {
-        out->family = AF_INET6;
-        max = 128;
-    } else {
-        return -1;
-    }
-    out->bits = max;
-    if (slash) {
-        if (!slash[1] || slash[1] < '0' || slash[1] > '9')
-            return -1;
-        bits = strtoul(slash + 1, &end, 10);
-        if (*end || bits > max)
-            return -1;
-        out->bits = (unsigned)bits;
-    }
-    /* host bits must be 0: "10.1.2.3/8" is more likely a typo than intent */
-    for (unsigned i = out->bits; i < max; i++)
-        if (out->addr[i / 8] & (0x80 >> (i % 8)))
-            return -1;
-    return 0;
-}
-
-static const char *const rule_keys[] = {"header", "cookie", "query", "client", "upstream", NULL};
+static const char *const rule_keys[] = {"header", "cookie", "query", "client", "country",
+                                        "continent", "asn", "key", "upstream", NULL};
 
 static int set_rule(struct ctx *c, json_t *v, struct fg_rule *r)
 {
@@ -1127,7 +737,8 @@ static int set_rule(struct ctx *c, json_t *v, struct fg_rule *r)
     int conditions = 0;
 
     if (!json_is_object(v))
-        return fail(c, AT_VALUE, "must be an object: conditions (header, cookie, query, client) "
+        return fail(c, AT_VALUE, "must be an object: conditions (header, cookie, query, client, "
+                                 "country, continent, asn, key) "
                                  "and \"upstream\"");
     if (only_keys(c, v, rule_keys) < 0)
         return -1;
@@ -1171,8 +782,11 @@ static int set_rule(struct ctx *c, json_t *v, struct fg_rule *r)
         pop(c);
         conditions++;
     }
+    if (fg_cw_set_rule_access(c, v, r, &conditions) < 0)
+        return -1;
     if (!conditions)
-        return fail(c, AT_VALUE, "needs at least one condition (header, cookie, query, client)");
+        return fail(c, AT_VALUE, "needs at least one condition (header, cookie, query, client, "
+                                 "country, continent, asn, key)");
     if (!(e = json_object_get(v, "upstream")))
         return fail(c, AT_VALUE, "missing required key \"upstream\"");
     push_key(c, "upstream");
@@ -1315,70 +929,6 @@ static int set_route_upstream(struct ctx *c, json_t *v, void *base)
 
 /* ---- files --------------------------------------------------------------- */
 
-/* Directory of the configuration file, absolute, without a trailing slash
- * (empty for "/"), so relative paths keep meaning the same file whatever the
- * daemon's working directory is later. */
-static const char *config_dir(struct ctx *c)
-{
-    if (c->dir)
-        return c->dir;
-    const char *slash = strrchr(c->name, '/');
-    size_t dlen = slash ? (size_t)(slash - c->name) : 0;
-    if (c->name[0] == '/') {
-        c->dir = strndup(c->name, dlen);
-    } else {
-        char *cwd = getcwd(NULL, 0);
-        if (!cwd)
-            return NULL;
-        if (dlen == 0 || (dlen == 1 && c->name[0] == '.'))
-            c->dir = strcmp(cwd, "/") == 0 ? strdup("") : strdup(cwd);
-        else
-            c->dir = format("%s%s%.*s", cwd, strcmp(cwd, "/") == 0 ? "" : "/", (int)dlen, c->name);
-        free(cwd);
-    }
-    return c->dir;
-}
-
-static int set_file(struct ctx *c, json_t *v, char **dst)
-{
-    const char *s = nonempty_string(v);
-    char ebuf[128];
-    struct stat st;
-    int fd;
-
-    if (!s)
-        return fail(c, AT_VALUE, "must be a non-empty string");
-    if (s[0] == '/') {
-        *dst = strdup(s);
-    } else {
-        const char *dir = config_dir(c);
-        if (!dir) {
-            int e = errno;
-            return fail(c, AT_VALUE, "cannot resolve %s: current directory: %s", s,
-                        strerror_r(e, ebuf, sizeof ebuf));
-        }
-        while (s[0] == '.' && s[1] == '/')
-            s += 2;
-        *dst = format("%s/%s", dir, s);
-    }
-    if (!*dst)
-        return oom(c);
-    /* Checked now so that -t catches it, although TLS loads the files
-     * later: a typo should not wait until the first handshake. */
-    if (stat(*dst, &st) < 0) {
-        int e = errno;
-        return fail(c, AT_VALUE, "cannot read %s: %s", *dst, strerror_r(e, ebuf, sizeof ebuf));
-    }
-    if (!S_ISREG(st.st_mode))
-        return fail(c, AT_VALUE, "%s is not a regular file", *dst);
-    if ((fd = open(*dst, O_RDONLY | O_CLOEXEC)) < 0) {
-        int e = errno;
-        return fail(c, AT_VALUE, "cannot read %s: %s", *dst, strerror_r(e, ebuf, sizeof ebuf));
-    }
-    close(fd);
-    return 0;
-}
-
 /* ---- public -------------------------------------------------------------- */
 
 struct fg_upstream *fg_config_upstream(const struct fg_config *cfg, const char *name)
@@ -1395,30 +945,6 @@ static unsigned cpu_count(void)
     if (n < 1)
         return 1;
     return n > FG_MAX_WORKERS ? FG_MAX_WORKERS : (unsigned)n;
-}
-
-/* jansson's own error (syntax, duplicate key, too big a number), which it
- * locates itself. A duplicate key gets the same shape as our messages. */
-static void parse_error(struct ctx *c, const json_error_t *je)
-{
-    char *path, *key, *q;
-    unsigned line, col;
-
-    if (json_error_code(je) == json_error_duplicate_key && je->position >= 0 &&
-        fg_json_key_before(c->text, c->len, (size_t)je->position, &path, &key, &line, &col) == 0) {
-        q = fg_json_quote(key);
-        if (q)
-            *c->err = format("%s:%u:%u: %s: duplicate key %s", c->name, line, col, path, q);
-        free(q);
-        free(path);
-        free(key);
-        if (*c->err)
-            return;
-    }
-    /* jansson counts a position at the very start of a line as column 0
-     * and an empty text as line 1, column 0; editors start at 1. */
-    *c->err = format("%s:%d:%d: %s", c->name, je->line < 1 ? 1 : je->line,
-                     je->column < 1 ? 1 : je->column, je->text);
 }
 
 struct fg_config *fg_config_parse(const char *text, size_t len, const char *name, char **err)
@@ -1440,7 +966,7 @@ struct fg_config *fg_config_parse(const char *text, size_t len, const char *name
         fail(&c, AT_VALUE, "must be an object");
         goto fail;
     }
-    if (walk(&c, root, root_fields, c.cfg) < 0)
+    if (walk(&c, root, root_fields, c.cfg) < 0 || fg_cw_check_proxy_protocol(&c) < 0)
         goto fail;
     if (c.cfg->workers == 0)
         c.cfg->workers = cpu_count();
@@ -1456,45 +982,16 @@ fail:
 
 struct fg_config *fg_config_load(const char *path, char **err)
 {
-    char ebuf[128], *text = NULL;
-    size_t len = 0, cap = 0;
-    FILE *f;
+    struct fg_config *cfg;
+    char *text;
+    size_t len;
 
     *err = NULL;
-    if (!(f = fopen(path, "re"))) {
-        int e = errno;
-        *err = format("%s: cannot open: %s", path, strerror_r(e, ebuf, sizeof ebuf));
+    if (load_text(path, &text, &len, err) < 0)
         return NULL;
-    }
-    for (;;) {
-        if (len == cap) {
-            size_t ncap = cap ? cap * 2 : 65536;
-            char *t = realloc(text, ncap);
-            if (!t) {
-                *err = format("%s: out of memory", path);
-                goto fail;
-            }
-            text = t;
-            cap = ncap;
-        }
-        size_t got = fread(text + len, 1, cap - len, f);
-        len += got;
-        if (got == 0)
-            break;
-    }
-    if (ferror(f)) {
-        int e = errno;
-        *err = format("%s: cannot read: %s", path, strerror_r(e, ebuf, sizeof ebuf));
-        goto fail;
-    }
-    fclose(f);
-    struct fg_config *cfg = fg_config_parse(text, len, path, err);
+    cfg = fg_config_parse(text, len, path, err);
     free(text);
     return cfg;
-fail:
-    fclose(f);
-    free(text);
-    return NULL;
 }
 
 void fg_client_cfg_defaults(struct fg_client_cfg *cc)
@@ -1506,6 +1003,7 @@ void fg_config_free(struct fg_config *cfg)
 {
     if (!cfg)
         return;
+    fg_cw_free_access(cfg);
     for (unsigned i = 0; i < cfg->nlisteners; i++) {
         struct fg_tls_cfg *tls = cfg->listeners[i].tls;
         if (tls) {

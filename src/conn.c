@@ -15,8 +15,10 @@
 #include <event2/listener.h>
 #include <openssl/ssl.h>
 
+#include "fg/client_addr.h"
 #include "fg/conn.h"
 #include "fg/front.h"
+#include "fg/proxy_protocol.h"
 #include "fg/stream.h"
 #include "fg/log.h"
 #include "fg/worker.h"
@@ -95,6 +97,45 @@ static void sniff_read(struct fg_stream *bev, void *arg)
     /* else a prefix of the preface: wait for more */
 }
 
+static void sniff_event(struct fg_stream *bev, short what, void *arg);
+
+/* A trusted peer's PROXY header (v1 or v2) comes first: it says who the
+ * client is. Then the bytes after it are sniffed as usual. */
+static void proxy_header_read(struct fg_stream *bev, void *arg)
+{
+    struct pending *p = arg;
+    struct evbuffer *in = fg_stream_input(bev);
+    size_t n = evbuffer_get_length(in);
+    struct fg_proxy_hdr hdr;
+    const char *why = NULL;
+    int rc;
+
+    if (n == 0)
+        return;
+    rc = fg_proxy_protocol_parse(evbuffer_pullup(in, (ev_ssize_t)n), n, &hdr, &why);
+    if (rc == FG_PP_NEED_MORE)
+        return;
+    if (rc < 0) {
+        fg_log_debug("client %s: no valid PROXY protocol header: %s", p->client.addr,
+                     why ? why : "?");
+        drop(bev, p);
+        return;
+    }
+    evbuffer_drain(in, (size_t)rc);
+    if (hdr.family == AF_INET || hdr.family == AF_INET6) {
+        struct fg_ip ip = {.family = hdr.family};
+        memcpy(ip.addr, hdr.src, hdr.family == AF_INET ? 4 : 16);
+        /* normalised (an IPv4-mapped source is IPv4) through its text */
+        inet_ntop(hdr.family, hdr.src, p->client.addr, sizeof(p->client.addr));
+        if (fg_ip_parse(p->client.addr, strlen(p->client.addr), &p->client.ip) < 0)
+            p->client.ip = ip;
+        fg_ip_format(&p->client.ip, p->client.addr, sizeof(p->client.addr));
+    }
+    fg_stream_setcb(bev, sniff_read, NULL, sniff_event, p);
+    if (evbuffer_get_length(in))
+        sniff_read(bev, p);
+}
+
 static void sniff_event(struct fg_stream *bev, short what, void *arg)
 {
     drop(bev, arg);
@@ -116,13 +157,18 @@ static void tls_event(struct fg_stream *bev, short what, void *arg)
     drop(bev, p);       /* handshake failed or timed out */
 }
 
-static void client_addr(const struct sockaddr *sa, char *out, size_t len)
+/* The peer's address as text and binary, an IPv4-mapped one as IPv4. */
+static void client_addr(const struct sockaddr *sa, struct fg_client_info *ci)
 {
+    char *out = ci->addr;
+
     out[0] = '\0';
     if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)len);
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, sizeof(ci->addr));
     else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)len);
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, sizeof(ci->addr));
+    if (fg_ip_parse(out, strlen(out), &ci->ip) == 0)
+        fg_ip_format(&ci->ip, out, sizeof(ci->addr));
 }
 
 void fg_conn_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
@@ -143,7 +189,7 @@ void fg_conn_accept(struct evconnlistener *evl, evutil_socket_t fd, struct socka
     }
     p->w = w;
     p->client.handler = l->handler;
-    client_addr(sa, p->client.addr, sizeof(p->client.addr));
+    client_addr(sa, &p->client);
     if (l->ssl_ctx) {
         SSL *ssl = SSL_new(l->ssl_ctx);
         bev = ssl ? fg_stream_new(w->loop, fd, ssl) : NULL;
@@ -163,7 +209,13 @@ void fg_conn_accept(struct evconnlistener *evl, evutil_socket_t fd, struct socka
             free(p);
             return;
         }
-        fg_stream_setcb(bev, sniff_read, NULL, sniff_event, p);
+        /* only a trusted peer may say who the client is */
+        if (l->cfg->proxy_protocol && w->cfg->client.ntrusted_proxies &&
+            fg_ip_in(&p->client.ip, w->cfg->client.trusted_proxies,
+                     w->cfg->client.ntrusted_proxies))
+            fg_stream_setcb(bev, proxy_header_read, NULL, sniff_event, p);
+        else
+            fg_stream_setcb(bev, sniff_read, NULL, sniff_event, p);
     }
     p->bev = bev;
     fg_conn_register(w, &p->base, pending_close_now);

@@ -5,9 +5,11 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/ssl.h>
 
+#include "fg/access.h"
 #include "fg/daemon.h"
 #include "fg/handler.h"
 #include "fg/health.h"
@@ -69,6 +71,10 @@ int fg_daemon_run(const struct fg_config *cfg, const struct fg_app *app)
         }
     }
     fg_wait_queue_register(workers, ninit);
+    if (fg_access_start(cfg, workers, ninit, &err) < 0) {
+        fg_log_error("%s", err ? err : "out of memory");
+        goto out;
+    }
     /* after the signal mask: the checker thread inherits it */
     health = fg_health_start(cfg, &err);
     if (!health && err) {
@@ -90,10 +96,22 @@ int fg_daemon_run(const struct fg_config *cfg, const struct fg_app *app)
                 cfg->workers == 1 ? "" : "s");
 
     for (;;) {
-        if (sigwait(&set, &sig) != 0)
+        /* the key file is looked at every key_file_check_ms between signals */
+        unsigned ms = cfg->access && cfg->access->key_file ? cfg->access->key_file_check_ms : 0;
+        struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+        if (ms)
+            sig = sigtimedwait(&set, NULL, &ts);
+        else if (sigwait(&set, &sig) != 0)
+            sig = -1;
+        if (sig < 0) {
+            if (ms)
+                fg_access_reload(0);
             continue;
+        }
         if (sig == SIGHUP) {
-            fg_log_info("SIGHUP: configuration reload is not available yet; ignored");
+            fg_log_info("SIGHUP: reloading the key file (a full configuration reload is not "
+                        "available yet)");
+            fg_access_reload(1);
             continue;
         }
         break;
@@ -108,6 +126,7 @@ out:
     /* the checker thread may kick the workers' queues: stop it first */
     fg_health_stop(health);
     fg_wait_queue_register(NULL, 0);
+    fg_access_stop();
     for (unsigned i = 0; i < ninit; i++)
         fg_worker_free(&workers[i]);
     free(workers);

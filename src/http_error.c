@@ -86,6 +86,14 @@ void fg_exchange_reply_error(struct fg_exchange *x, int status, const char *code
 void fg_exchange_reply_error_ex(struct fg_exchange *x, int status, const char *code,
                                 const char *message, const char *hname, const char *hvalue)
 {
+    const char *hdrs[] = {hname, hvalue, NULL};
+
+    fg_exchange_reply_error_hdrs(x, status, code, message, hname ? hdrs : NULL);
+}
+
+void fg_exchange_reply_error_hdrs(struct fg_exchange *x, int status, const char *code,
+                                  const char *message, const char *const *hdrs)
+{
     char msg[512], body[1024];
     size_t blen;
 
@@ -112,7 +120,7 @@ void fg_exchange_reply_error_ex(struct fg_exchange *x, int status, const char *c
         blen = n < 0 ? 0 : (size_t)n >= sizeof(body) ? strlen(body) : (size_t)n;
     }
     x->resp_from_gateway = 1;
-    fg_exchange_reply_ex(x, status, "application/json", body, blen, hname, hvalue);
+    fg_exchange_reply_hdrs(x, status, "application/json", body, blen, hdrs);
 }
 
 void fg_exchange_reply(struct fg_exchange *x, int status, const char *content_type,
@@ -123,6 +131,14 @@ void fg_exchange_reply(struct fg_exchange *x, int status, const char *content_ty
 
 void fg_exchange_reply_ex(struct fg_exchange *x, int status, const char *content_type,
                           const char *body, size_t len, const char *hname, const char *hvalue)
+{
+    const char *hdrs[] = {hname, hvalue, NULL};
+
+    fg_exchange_reply_hdrs(x, status, content_type, body, len, hname ? hdrs : NULL);
+}
+
+void fg_exchange_reply_hdrs(struct fg_exchange *x, int status, const char *content_type,
+                            const char *body, size_t len, const char *const *hdrs)
 {
     char clbuf[24];
     int cllen = snprintf(clbuf, sizeof(clbuf), "%zu", len);
@@ -146,9 +162,9 @@ void fg_exchange_reply_ex(struct fg_exchange *x, int status, const char *content
         fg_headers_add(&x->resp_headers, (char *)"content-length", 14, cl, (size_t)cllen);
         x->resp_headers.v[x->resp_headers.n - 1].flags = FG_HDR_FRAMING;
     }
-    if (hname) {
-        size_t nl = strlen(hname), vl = strlen(hvalue);
-        char *n = fg_arena_dup(&x->arena, hname, nl), *v = fg_arena_dup(&x->arena, hvalue, vl);
+    for (; hdrs && hdrs[0]; hdrs += 2) {
+        size_t nl = strlen(hdrs[0]), vl = strlen(hdrs[1]);
+        char *n = fg_arena_dup(&x->arena, hdrs[0], nl), *v = fg_arena_dup(&x->arena, hdrs[1], vl);
         if (n && v)
             fg_headers_add(&x->resp_headers, n, nl, v, vl);
     }

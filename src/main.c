@@ -9,19 +9,22 @@
 
 #include "fg/config.h"
 #include "fg/daemon.h"
+#include "fg/keygen.h"
 #include "fg/log.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: fleetgate -c FILE [-t] [-d]\n"
+            "       fleetgate keygen NAME\n"
             "       fleetgate -v | -h\n"
             "\n"
             "  -c FILE  configuration file (JSON)\n"
             "  -t       validate the configuration and exit (0: valid, 1: not)\n"
             "  -d       debug logging\n"
             "  -v       print the version and exit\n"
-            "  -h       print this help and exit\n");
+            "  -h       print this help and exit\n"
+            "  keygen   print a new API key, once, and its entry for \"keys\"\n");
 }
 
 int main(int argc, char **argv)
@@ -31,6 +34,8 @@ int main(int argc, char **argv)
     struct fg_config *cfg;
     char *err = NULL;
 
+    if (argc >= 2 && strcmp(argv[1], "keygen") == 0)
+        return fg_keygen_main(argc - 1, argv + 1);
     while ((opt = getopt(argc, argv, "c:tdvh")) != -1) {
         switch (opt) {
         case 'c': path = optarg; break;

@@ -17,6 +17,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "fg/access.h"
 #include "fg/backend_state.h"
 #include "fg/balancer.h"
 #include "fg/exchange.h"
@@ -27,7 +28,9 @@
 #include "fg/mirror.h"
 #include "fg/outlier.h"
 #include "fg/proxy.h"
+#include "fg/proxy_access.h"
 #include "fg/put.h"
+#include "fg/usage_scan.h"
 #include "fg/route.h"
 #include "fg/stream.h"
 #include "fg/uconn.h"
@@ -35,7 +38,7 @@
 #include "fg/worker.h"
 
 #define SKIP_UPSTREAM (FG_HDR_HOP | FG_HDR_FRAMING | FG_HDR_HOST | FG_HDR_XFF | FG_HDR_XFP | \
-                       FG_HDR_REQID)
+                       FG_HDR_REQID | FG_HDR_DROP)
 
 static llhttp_settings_t response_settings;
 static pthread_once_t settings_once = PTHREAD_ONCE_INIT;
@@ -67,6 +70,7 @@ static int write_head(struct fg_exchange *x, struct fg_uconn *c)
     size += 17 + addr_len + 2;                          /* x-forwarded-for */
     size += 19 + 5 + 2;                                 /* x-forwarded-proto */
     size += 14 + x->request_id_len + 2;                 /* x-request-id */
+    size += fg_proxy_access_headers(x, NULL);           /* the route's, geography */
     size += 28 + 22;                                    /* framing */
     size += 2;
 
@@ -88,6 +92,7 @@ static int write_head(struct fg_exchange *x, struct fg_uconn *c)
         n += fg_put(p + n, h->value, h->vlen);
         n += FG_PUT_LIT(p + n, "\r\n");
     }
+    n += fg_proxy_access_headers(x, p + n);
     /* nginx's $proxy_add_x_forwarded_for: earlier hops first, then us */
     n += FG_PUT_LIT(p + n, "x-forwarded-for: ");
     for (unsigned i = 0; i < x->req_headers.n; i++) {
@@ -636,6 +641,9 @@ static void dispatch(struct fg_exchange *x, const struct fg_route *route)
         return;
     }
     x->route = route;
+    if (fg_proxy_access_check(x, route) < 0)
+        return;                         /* 401, 403 or 429 */
+    fg_proxy_access_mark(x);
     if (rewrite_path(x, route) < 0 || (x->awaiting_body && rewrite_body(x, route) < 0)) {
         fg_exchange_reply_error(x, 503, "out_of_memory", "out of memory");
         return;
@@ -669,12 +677,16 @@ void fg_proxy_start(struct fg_exchange *x)
 
     pthread_once(&settings_once, init_settings);
     x->state = FG_X_UPSTREAM;
+    fg_proxy_access_start(x);
     if (cfg->client.max_body_bytes && x->req_content_length >= 0 &&
         (uint64_t)x->req_content_length > cfg->client.max_body_bytes) {
         fg_exchange_reply_error(x, 413, "body_too_large", "request body exceeds max_body_bytes");
         return;
     }
     route = fg_route_match(cfg, x, &need_body);
+    /* a key limited to some models: the body says which */
+    if (route && fg_proxy_access_needs_body(x, route))
+        need_body = 1;
     /* a JSON body's "model" decides the route, or is rewritten: read the
      * body whole first (at most client.model_body_bytes) */
     if (need_body || (route && route->rewrite_model && x->req_has_body &&
@@ -899,6 +911,7 @@ static int on_headers_complete(llhttp_t *p)
     }
     x->status = status;
     fg_headers_classify(&x->resp_headers);
+    fg_proxy_access_response(x);    /* x-ratelimit-* */
     if (x->route && x->route->upstream_header)     /* names the arm taken (debugging) */
         fg_headers_add(&x->resp_headers, x->route->upstream_header,
                        x->route->upstream_header_len, x->upstream->name,
@@ -920,6 +933,8 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     struct fg_uconn *c = parser_conn(p);
     struct fg_exchange *x = c->x;
 
+    if (x->usage_on)                    /* tokens per minute: usage.total_tokens */
+        fg_usage_scan_feed(x->usage, at, len);
     if (x->front->send_body(x, at, len) > FG_HIGH_WATERMARK)
         x->resp_paused = 1;
     return 0;
@@ -1117,6 +1132,7 @@ void fg_proxy_resume(struct fg_exchange *x)
 
 static void proxy_release(struct fg_exchange *x)
 {
+    fg_access_release(x);
     if (x->queued)
         fg_wait_queue_remove(x);
     if (x->retry_to) {

@@ -4,6 +4,8 @@
 #include <arpa/inet.h>
 #include <string.h>
 
+#include "fg/access.h"
+#include "fg/client_geo.h"
 #include "fg/exchange-t.h"
 #include "fg/request_id.h"
 #include "fg/route.h"
@@ -126,6 +128,24 @@ static int query_matches(const struct fg_match_kv *list, unsigned n, const char 
 int fg_route_path_has_model(const char *path, size_t len)
 {
     return len > 11 && !memcmp(path, "/v2/models/", 11);
+}
+
+const char *fg_request_model(const struct fg_exchange *x, size_t *len)
+{
+    const char *q = memchr(x->path, '?', x->path_len);
+    size_t plen = q ? (size_t)(q - x->path) : x->path_len, n = 0;
+
+    if (fg_route_path_has_model(x->path, plen)) {
+        while (11 + n < plen && x->path[11 + n] != '/')
+            n++;
+        *len = n;
+        return n ? x->path + 11 : NULL;
+    }
+    if (x->body_model_known && x->body_model) {
+        *len = x->body_model_len;
+        return x->body_model;
+    }
+    return NULL;
 }
 
 /* The model is NAME in /v2/models/NAME or /v2/models/NAME/... (KServe v2);
@@ -278,39 +298,44 @@ static int cookies_match(const struct fg_match_kv *list, unsigned n, const struc
     return 1;
 }
 
-static int in_net(const struct fg_cidr *net, const unsigned char *a)
+static int code_in(char (*codes)[3], unsigned n, const char *code)
 {
-    unsigned full = net->bits / 8, rest = net->bits % 8;
-
-    if (memcmp(net->addr, a, full))
-        return 0;
-    return !rest || ((net->addr[full] ^ a[full]) & (0xff << (8 - rest))) == 0;
-}
-
-/* The client's address (the socket's peer) in one of the blocks. An
- * IPv4-mapped IPv6 peer counts as its IPv4 address. */
-static int client_in(const struct fg_cidr *nets, unsigned n, const struct fg_exchange *x)
-{
-    unsigned char a4[4], a6[16];
-    int have4 = 0, have6 = 0;
-
-    if (!x->client)
-        return 0;
-    if (inet_pton(AF_INET, x->client->addr, a4) == 1) {
-        have4 = 1;
-    } else if (inet_pton(AF_INET6, x->client->addr, a6) == 1) {
-        have6 = 1;
-        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        if (!memcmp(a6, mapped, 12)) {
-            memcpy(a4, a6 + 12, 4);
-            have4 = 1;
-        }
-    }
     for (unsigned i = 0; i < n; i++)
-        if ((nets[i].family == AF_INET && have4 && in_net(&nets[i], a4)) ||
-            (nets[i].family == AF_INET6 && have6 && in_net(&nets[i], a6)))
+        if (strcmp(codes[i], code) == 0)
             return 1;
     return 0;
+}
+
+/* The geography and key conditions of a rule. The exchange caches what it
+ * finds out about its client, hence the cast. */
+static int access_holds(const struct fg_rule *u, const struct fg_exchange *cx)
+{
+    struct fg_exchange *x = (struct fg_exchange *)cx;
+
+    if (u->nnets && !fg_ip_in(fg_exchange_client_ip(x), u->nets, u->nnets))
+        return 0;
+    if (u->ncountries || u->ncontinents || u->nasns) {
+        const struct fg_geo *g = fg_exchange_geo(x);
+        int asn_ok = !u->nasns;
+        if (u->ncountries && !code_in(u->countries, u->ncountries, g->country))
+            return 0;
+        if (u->ncontinents && !code_in(u->continents, u->ncontinents, g->continent))
+            return 0;
+        for (unsigned i = 0; i < u->nasns && !asn_ok; i++)
+            asn_ok = g->asn == u->asns[i];
+        if (!asn_ok)
+            return 0;
+    }
+    if (u->nkeys) {
+        unsigned i = 0;
+        if (!x->api_key || x->auth_result != FG_AUTH_OK)
+            return 0;
+        while (i < u->nkeys && strcmp(u->keys[i], x->api_key->name) != 0)
+            i++;
+        if (i == u->nkeys)
+            return 0;
+    }
+    return 1;
 }
 
 static int rule_holds(const struct fg_rule *u, const struct fg_exchange *x)
@@ -321,7 +346,7 @@ static int rule_holds(const struct fg_rule *u, const struct fg_exchange *x)
     return (!u->nheaders || headers_match(u->headers, u->nheaders, x)) &&
            (!u->ncookies || cookies_match(u->cookies, u->ncookies, x)) &&
            (!u->nquery || query_matches(u->query, u->nquery, q ? q + 1 : "", qlen)) &&
-           (!u->nnets || client_in(u->nets, u->nnets, x));
+           access_holds(u, x);
 }
 
 static const char *identity(const struct fg_split *sp, const struct fg_exchange *x, size_t *len)

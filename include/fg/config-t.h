@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "fg/access-t.h"
+
 #define FG_MAX_WORKERS 256
 
 /* A resolved socket address plus its text form for logs ("127.0.0.1:80",
@@ -28,9 +30,17 @@ struct fg_tls_cfg {
     char *key;                  /* PEM private key file */
 };
 
+/* An address block: "10.0.0.0/8", "::1/128", or one address. */
+struct fg_cidr {
+    int family;                     /* AF_INET or AF_INET6 */
+    unsigned char addr[16];
+    unsigned bits;
+};
+
 struct fg_listener_cfg {
     struct fg_addr addr;
     int backlog;                /* default 511 */
+    int proxy_protocol;         /* trusted peers must open with a PROXY v1/v2 header */
     struct fg_tls_cfg *tls;     /* NULL for cleartext (h1 + h2c prior knowledge) */
 };
 
@@ -44,6 +54,10 @@ struct fg_client_cfg {
     uint64_t max_body_bytes;        /* request body; default 100 MiB; 0 = unlimited -> 413 */
     unsigned h2_max_concurrent_streams; /* default 128 */
     uint64_t model_body_bytes;      /* body read to find its "model" for routing; default 1 MiB -> 413 */
+    /* "trusted_proxies": peers whose X-Forwarded-For (and PROXY header)
+     * say who the client is */
+    struct fg_cidr *trusted_proxies;
+    unsigned ntrusted_proxies;
 };
 
 enum fg_balance {
@@ -52,6 +66,7 @@ enum fg_balance {
 };
 
 struct fg_upstream;
+struct fg_geoip;
 
 struct fg_backend {
     struct fg_addr addr;
@@ -190,13 +205,6 @@ struct fg_split {
     uint64_t total;                 /* sum of the weights, > 0 */
 };
 
-/* An address block: "10.0.0.0/8", "::1/128", or one address. */
-struct fg_cidr {
-    int family;                     /* AF_INET or AF_INET6 */
-    unsigned char addr[16];
-    unsigned bits;
-};
-
 /* A gray-release rule: when every condition given holds, the request goes
  * to <upstream>, before any split. */
 struct fg_rule {
@@ -208,10 +216,30 @@ struct fg_rule {
     unsigned nquery;
     struct fg_cidr *nets;           /* "client": ["CIDR", ...]: any of them */
     unsigned nnets;
+    char (*countries)[3];           /* "country": ["NZ", ...]; "" is unknown */
+    unsigned ncountries;
+    char (*continents)[3];          /* "continent": ["EU", ...] */
+    unsigned ncontinents;
+    uint32_t *asns;                 /* "asn": [64512, ...] */
+    unsigned nasns;
+    char **keys;                    /* "key": API key names */
+    unsigned nkeys;
     struct fg_upstream *upstream;
 };
 
+enum fg_route_auth {
+    FG_ROUTE_AUTH_DEFAULT = 0,      /* keyed when there is an "access" section */
+    FG_ROUTE_AUTH_KEY,
+    FG_ROUTE_AUTH_OPEN,
+};
+
 struct fg_route {
+    char *name;                     /* "name": for keys' "routes" and logs; NULL: none */
+    int auth;                       /* enum fg_route_auth */
+    struct fg_limit_cfg *limits;    /* "limits": all requests of the route together */
+    struct fg_limit_state *limit_state;
+    struct fg_match_kv *set_headers;    /* "upstream_headers": replace these when sent upstream */
+    unsigned nset_headers;
     /* "match": every condition present must hold */
     char *path_prefix;              /* "path_prefix"; "/" when neither it nor "path" is set */
     size_t path_prefix_len;
@@ -267,6 +295,9 @@ struct fg_config {
     /* "admin": the admin listener (GET /status); never TLS */
     int admin_enabled;
     struct fg_listener_cfg admin;
+    struct fg_access_cfg *access;   /* "access": API keys; NULL: every route is open */
+    struct fg_geoip_cfg *geoip;     /* "geoip"; NULL: none */
+    struct fg_geoip *geoip_db;      /* opened at load */
 };
 
 #endif

@@ -36,6 +36,13 @@ int fg_addr_parse(const char *text, struct fg_addr *out, const char **why);
  * wildcard. */
 int fg_addr_overlaps(const struct fg_addr *a, const struct fg_addr *b);
 
+/* Reads a key file ({"keys": [...]}, the schema of $.access.keys) whose
+ * keys' "routes" must name routes of <cfg>. -1 with *err (malloc'd)
+ * "FILE:LINE:COL: PATH: reason". */
+int fg_key_file_load(const struct fg_config *cfg, const char *path, struct fg_api_key **keys,
+                     unsigned *n, char **err);
+void fg_api_keys_free(struct fg_api_key *keys, unsigned n);
+
 /* The upstream named <name>, or NULL. */
 struct fg_upstream *fg_config_upstream(const struct fg_config *cfg, const char *name);
 

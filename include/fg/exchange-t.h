@@ -11,7 +11,9 @@
 #include <sys/queue.h>
 
 #include "fg/arena.h"
+#include "fg/client_addr.h"
 #include "fg/config-t.h"
+#include "fg/geoip.h"
 #include "fg/headers-t.h"
 
 struct fg_exchange;
@@ -19,6 +21,8 @@ struct fg_worker;
 struct fg_uconn;
 struct evbuffer;
 struct fg_handler_ops;
+struct fg_keyset;
+struct fg_usage_scan;
 
 /* Implemented by each front end. Called on the worker thread only. */
 struct fg_front_ops {
@@ -42,6 +46,7 @@ struct fg_front_ops {
 struct fg_client_info {
     const struct fg_handler_ops *handler;  /* the listener's */
     char addr[48];              /* "127.0.0.1" / "::1" (INET6_ADDRSTRLEN 46): no port (X-Forwarded-For) */
+    struct fg_ip ip;            /* the same, binary; both from a PROXY header when there was one */
     unsigned tls:1;
     unsigned h2:1;
 };
@@ -123,6 +128,27 @@ struct fg_exchange {
     unsigned body_model_known:1;        /* the body was read: body_model is what it has */
     unsigned awaiting_body:1;           /* routing waits for the whole body */
     unsigned req_paused:1;              /* client reading paused for the backend */
+
+    /* access control (access.c): the request's key, held with its key set
+     * until the exchange ends, and the limits it counts in */
+    const struct fg_api_key *api_key;
+    struct fg_keyset *keyset;
+    struct {
+        const struct fg_limit_cfg *cfg;
+        struct fg_limit_state *state;
+    } held[3];
+    unsigned nheld;
+    unsigned auth_result;               /* enum fg_auth_result */
+    struct fg_usage_scan *usage;        /* counting the response's tokens (arena) */
+    unsigned usage_on:1;
+    unsigned rate_shown:1;              /* x-ratelimit-* go on the response */
+    uint64_t rate_limit, rate_remaining, rate_reset_s;
+    /* the client as routing and geography see it (client_addr.c), found
+     * on first use */
+    unsigned client_known:1;
+    unsigned geo_known:1;
+    struct fg_ip client_ip;
+    struct fg_geo geo;
 
     /* HTTP/2 front only: the stream and its response body on the way out */
     int32_t h2_stream_id;

@@ -34,6 +34,10 @@ void fg_exchange_reply_error(struct fg_exchange *x, int status, const char *code
 /* Same, with one more header when <hname> is not NULL (e.g. "retry-after"). */
 void fg_exchange_reply_error_ex(struct fg_exchange *x, int status, const char *code,
                                 const char *message, const char *hname, const char *hvalue);
+/* Same, with the headers of <hdrs>: name, value, name, value, ..., NULL
+ * (names lower-case); <hdrs> may be NULL. */
+void fg_exchange_reply_error_hdrs(struct fg_exchange *x, int status, const char *code,
+                                  const char *message, const char *const *hdrs);
 
 /* Answers the request with a complete response from memory: <status>, a
  * Content-Type, Content-Length and <body> (copied). Emits through the
@@ -41,6 +45,9 @@ void fg_exchange_reply_error_ex(struct fg_exchange *x, int status, const char *c
  * must not have gone out yet. */
 void fg_exchange_reply(struct fg_exchange *x, int status, const char *content_type,
                        const char *body, size_t len);
+/* Same, with the headers of <hdrs> (name, value, ..., NULL) */
+void fg_exchange_reply_hdrs(struct fg_exchange *x, int status, const char *content_type,
+                            const char *body, size_t len, const char *const *hdrs);
 /* Same, with one more header (<hname> lower-case, e.g. "allow"). */
 void fg_exchange_reply_ex(struct fg_exchange *x, int status, const char *content_type,
                           const char *body, size_t len, const char *hname, const char *hvalue);

@@ -19,6 +19,9 @@ struct fg_header {
 #define FG_HDR_XFF      0x08    /* x-forwarded-for */
 #define FG_HDR_XFP      0x10    /* x-forwarded-proto */
 #define FG_HDR_REQID    0x20    /* x-request-id */
+/* Set by the proxy: never sent upstream (an API key, or a header the
+ * gateway writes itself: geography, a route's upstream_headers). */
+#define FG_HDR_DROP     0x40
 
 struct fg_headers {
     struct fg_header *v;

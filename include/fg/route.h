@@ -23,6 +23,10 @@ const struct fg_route *fg_route_match(const struct fg_config *cfg, const struct 
 /* The path (query excluded, <len> bytes) is /v2/models/... */
 int fg_route_path_has_model(const char *path, size_t len);
 
+/* The model the request names: NAME of /v2/models/NAME[/...], else the
+ * JSON body's "model" once the body was read; NULL when neither. */
+const char *fg_request_model(const struct fg_exchange *x, size_t *len);
+
 /* The upstream <r> sends <x> to: the first of its gray-release rules that
  * holds, else its own upstream or a split arm. A sticky split
  * hashes the identity (header or cookie value) onto the weights; without one

@@ -5,6 +5,7 @@
 #define FG_WORKER_T_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/queue.h>
 #include <openssl/ssl.h>
 
@@ -46,8 +47,12 @@ struct fg_worker_listener {
     struct evconnlistener *evl;
 };
 
+struct fg_keyset;
+
 struct fg_worker {
     unsigned id;
+    /* the key set this worker is about to look a key up in (access.c) */
+    _Atomic(struct fg_keyset *) keyset_hazard;
     pthread_t thread;
     struct event_base *base;
     struct fg_loop *loop;               /* what this thread's fg_streams share */

@@ -14,7 +14,10 @@ while DIR/NAME.down exists, 200 "warming" while DIR/NAME.warm exists, else
 --retry-after VALUE: 503 and 429 answers carry "Retry-After: VALUE".
 Every request but health checks appends one byte to DIR/NAME.requests
 when --flags is given. A query "ms=N" delays the answer N milliseconds
-(the path without its query decides the status).
+(the path without its query decides the status). A path ending in
+/tokens/N answers an OpenAI-style JSON body whose usage.total_tokens is N;
+/sse-tokens/N the same as a Server-Sent-Events stream whose last event
+before [DONE] carries the usage.
 Answers go out in one write with Nagle off (no delayed-ACK stalls).
 Debian's python3, standard library only."""
 import argparse
@@ -56,7 +59,19 @@ class H(http.server.BaseHTTPRequestHandler):
         m = re.search(r"(?:^|&)ms=(\d+)", query)
         if m:
             time.sleep(int(m.group(1)) / 1000)
-        if opt.status_from_path:
+        ctype = None
+        m = re.search(r"/(sse-)?tokens/(\d+)$", path)
+        if m:
+            n = int(m.group(2))
+            usage = b'"usage":{"prompt_tokens":1,"completion_tokens":%d,"total_tokens":%d}' % (n - 1, n)
+            if m.group(1):
+                ctype = "text/event-stream"
+                body = (b'data: {"choices":[{"delta":{"content":"\\"total_tokens\\": 99999"}}]}\n\n'
+                        b'data: {"choices":[],' + usage + b'}\n\n' + b'data: [DONE]\n\n')
+            else:
+                ctype = "application/json"
+                body = b'{"id":"x","choices":[{"message":{"content":"hi"}}],' + usage + b'}'
+        if opt.status_from_path and not ctype:
             m = re.search(r"/(\d{3})$", path)
             code = int(m.group(1)) if m else 503
         if opt.flags and self.path == "/health":
@@ -74,6 +89,8 @@ class H(http.server.BaseHTTPRequestHandler):
                 f.write("x")
         self.send_response(code)
         self.send_header("x-backend", opt.name)
+        if ctype:
+            self.send_header("content-type", ctype)
         if opt.retry_after and code in (429, 503):
             self.send_header("retry-after", opt.retry_after)
         self.send_header("content-length", str(len(body)))

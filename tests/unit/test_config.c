@@ -764,7 +764,8 @@ static void test_routing_keys(void)
     CHECK_ERROR(RT("{\"match\": {}, \"upstream\": \"m\", \"rules\": []}"),
                 "t.json:1:53: $.routes[0].rules: must be a non-empty array of rules");
     CHECK_ERROR(RT("{\"match\": {}, \"upstream\": \"m\", \"rules\": [{\"upstream\": \"m\"}]}"),
-                "t.json:1:54: $.routes[0].rules[0]: needs at least one condition (header, cookie, query, client)");
+                "t.json:1:54: $.routes[0].rules[0]: needs at least one condition (header, cookie, query, client, "
+                "country, continent, asn, key)");
     CHECK_ERROR(RT("{\"match\": {}, \"upstream\": \"m\", \"rules\": [{\"header\": {\"a\": \"1\"}}]}"),
                 "t.json:1:54: $.routes[0].rules[0]: missing required key \"upstream\"");
     CHECK_ERROR(RT("{\"match\": {}, \"upstream\": \"m\", \"rules\": [{\"ip\": 1, \"upstream\": \"m\"}]}"),
@@ -1510,6 +1511,155 @@ static void test_threads(void)
     free(file);
 }
 
+
+/* ---- access and geography ------------------------------------------------- */
+
+#define SHA_A "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define SHA_B "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+/* "access" with the keys <k> (array contents) at column 23. */
+#define KEYS(k) ROOT("\"access\": {\"keys\": [" k "]}")
+#define KEY_A "{\"name\": \"a\", \"sha256\": \"" SHA_A "\"}"
+/* A route named "r" with <x> in it, at column 38. */
+#define NAMED_RT(x) RT("{\"name\": \"r\", \"match\": {}, " x "\"upstream\": \"m\"}")
+
+static void test_access(void)
+{
+    char *err = NULL;
+    struct fg_config *cfg;
+
+    cfg = parse("{\"listeners\": [{\"address\": \"127.0.0.1:8080\"}],\n" UPSTREAMS ",\n"
+                "\"routes\": [{\"name\": \"infer\", \"match\": {}, \"upstream\": \"m\","
+                " \"limits\": {\"concurrency\": 3}, \"upstream_headers\": {\"Authorization\": \"Bearer b\"}},"
+                " {\"name\": \"health\", \"auth\": \"open\", \"match\": {}, \"upstream\": \"m\"}],\n"
+                "\"access\": {\"keys\": [{\"name\": \"team-a\", \"sha256\": \"" SHA_A "\","
+                " \"routes\": [\"infer\"], \"models\": [\"digits\"], \"expires\": \"2030-01-02T03:04:05Z\","
+                " \"limits\": {\"rps\": 10, \"tokens_per_minute\": 600}},"
+                " {\"name\": \"b\", \"sha256\": \"" SHA_B "\", \"expires\": 1700000000}],"
+                " \"limits\": {\"rps\": 100, \"burst\": 500}}}\n", "t.json", &err);
+    CHECK_STR(err, NULL);
+    if (CHECK(cfg && cfg->access && cfg->access->nkeys == 2)) {
+        const struct fg_api_key *k = &cfg->access->keys[0];
+        CHECK_STR(k->name, "team-a");
+        CHECK_UINT(k->sha256[0], 0x01);
+        CHECK_UINT(k->sha256[31], 0xef);
+        CHECK_INT(k->expires, 1893553445);
+        CHECK_UINT(k->nroutes, 1);
+        CHECK_STR(k->routes[0], "infer");
+        CHECK_STR(k->models[0], "digits");
+        CHECK_UINT(k->limits.rps, 10);
+        CHECK_UINT(k->limits.rps_rate.burst, 10);           /* burst defaults to rps */
+        CHECK_UINT(k->limits.tpm_rate.burst, 600);          /* a minute's worth */
+        CHECK_INT(cfg->access->keys[1].expires, 1700000000);
+        CHECK_UINT(cfg->access->limits.rps_rate.burst, 500);
+        CHECK_UINT(cfg->access->key_file_check_ms, 1000);
+        CHECK_STR(cfg->routes[0].name, "infer");
+        CHECK_INT(cfg->routes[0].auth, FG_ROUTE_AUTH_DEFAULT);
+        CHECK_INT(cfg->routes[1].auth, FG_ROUTE_AUTH_OPEN);
+        CHECK(cfg->routes[0].limits && cfg->routes[0].limits->concurrency == 3);
+        CHECK_STR(cfg->routes[0].set_headers[0].name, "authorization");
+    }
+    fg_config_free(cfg);
+    free(err);
+    err = NULL;
+
+    CHECK_ERROR(ROOT("\"access\": {}"),
+                "t.json:1:12: $.access: needs \"keys\" or \"key_file\" (or leave \"access\" out: "
+                "every route open)");
+    CHECK_ERROR(ROOT("\"access\": {\"keyz\": []}"),
+                "t.json:1:13: $.access.keyz: unknown key \"keyz\"");
+    CHECK_ERROR(KEYS("{\"name\": \"a\"}"),
+                "t.json:1:22: $.access.keys[0]: missing required key \"sha256\"");
+    CHECK_ERROR(KEYS("{\"name\": \"a\", \"sha256\": \"abc\"}"),
+                "t.json:1:46: $.access.keys[0].sha256: must be 64 hex digits: the SHA-256 of the key "
+                "(never the key itself)");
+    CHECK_ERROR(KEYS("{\"name\": \"a b\", \"sha256\": \"" SHA_A "\"}"),
+                "t.json:1:31: $.access.keys[0].name: must be 1 to 64 of A-Z a-z 0-9 - _ .");
+    CHECK_ERROR(KEYS(KEY_A ", {\"name\": \"a\", \"sha256\": \"" SHA_B "\"}"),
+                "t.json:1:124: $.access.keys[1].name: key name \"a\" is also [0]'s");
+    CHECK_ERROR(KEYS(KEY_A ", {\"name\": \"b\", \"sha256\": \"" SHA_A "\"}"),
+                "t.json:1:139: $.access.keys[1].sha256: the same sha256 as [0] (\"a\")");
+    CHECK_ERROR(KEYS("{\"name\": \"a\", \"sha256\": \"" SHA_A "\", \"expires\": \"2030-01-02\"}"),
+                "t.json:1:125: $.access.keys[0].expires: must be a UTC time \"YYYY-MM-DDTHH:MM:SSZ\" "
+                "or Unix seconds");
+    CHECK_ERROR(KEYS("{\"name\": \"a\", \"sha256\": \"" SHA_A "\", \"routes\": [\"nope\"]}"),
+                "t.json:1:125: $.access.keys[0].routes[0]: no route is named \"nope\"");
+    CHECK_ERROR(KEYS("{\"name\": \"a\", \"sha256\": \"" SHA_A "\", \"models\": [\"a/b\"]}"),
+                "t.json:1:125: $.access.keys[0].models[0]: must be model names (no '/', '?' or spaces)");
+    CHECK_ERROR(KEYS("{\"name\": \"a\", \"sha256\": \"" SHA_A "\", \"limits\": {\"burst\": 5}}"),
+                "t.json:1:134: $.access.keys[0].limits.burst: needs \"rps\"");
+    CHECK_ERROR(KEYS("{\"name\": \"a\", \"sha256\": \"" SHA_A "\", \"limits\": {\"rps\": -1}}"),
+                "t.json:1:132: $.access.keys[0].limits.rps: must be an integer in 0..1000000000");
+    CHECK_ERROR(KEYS("{\"name\": \"a\", \"sha256\": \"" SHA_A "\", \"secret\": \"x\"}"),
+                "t.json:1:114: $.access.keys[0].secret: unknown key \"secret\"");
+    CHECK_ERROR(NAMED_RT("\"auth\": \"none\", "),
+                "t.json:1:48: $.routes[0].auth: expected \"key\" or \"open\"");
+    CHECK_ERROR(RT("{\"name\": \"r\", \"match\": {}, \"upstream\": \"m\"}, "
+                   "{\"name\": \"r\", \"match\": {}, \"upstream\": \"m\"}"),
+                "t.json:1:67: $.routes[1].name: route name \"r\" is also $.routes[0]'s");
+    CHECK_ERROR(NAMED_RT("\"upstream_headers\": {\"host\": \"x\"}, "),
+                "t.json:1:61: $.routes[0].upstream_headers.host: is set by the gateway itself");
+    CHECK_ERROR(NAMED_RT("\"rules\": [{\"country\": [\"NZ\"], \"upstream\": \"m\"}], "),
+                "t.json:1:51: $.routes[0].rules[0].country: needs \"geoip\" (a database to find "
+                "countries in)");
+    CHECK_ERROR(NAMED_RT("\"rules\": [{\"key\": [\"a b\"], \"upstream\": \"m\"}], "),
+                "t.json:1:59: $.routes[0].rules[0].key[0]: must be API key names");
+    CHECK_ERROR(CL("\"trusted_proxies\": [\"10.0.0.1/8\"]"),
+                "t.json:1:33: $.client.trusted_proxies[0]: must be an address or CIDR block "
+                "(\"10.0.0.0/8\", \"::1\"), host bits 0");
+    CHECK_ERROR(LST("{\"address\": \"127.0.0.1:8080\", \"proxy_protocol\": true}"),
+                "t.json:1:64: $.listeners[0].proxy_protocol: needs $.client.trusted_proxies: the "
+                "peers whose PROXY header is believed");
+    CHECK_ERROR(ROOT("\"geoip\": {\"database\": \"/nonexistent.mmdb\"}"),
+                "t.json:1:24: $.geoip.database: cannot read /nonexistent.mmdb: No such file or directory");
+    CHECK_ERROR(ROOT("\"geoip\": {}"),
+                "t.json:1:11: $.geoip: missing required key \"database\"");
+}
+
+/* The key file: the same keys, its own positions in messages. */
+static void test_key_file(void)
+{
+    struct tmp t;
+    char *err = NULL, *path;
+    struct fg_config *cfg = parse(ROOT("\"access\": {\"keys\": [" KEY_A "]}"), "t.json", &err);
+    struct fg_api_key *keys = NULL;
+    unsigned n = 0;
+
+    if (!CHECK(cfg != NULL))
+        return;
+    tmp_make(&t);
+    tmp_write(&t, "keys.json", "{\"keys\": [{\"name\": \"f\", \"sha256\": \"" SHA_B "\"}]}\n");
+    path = tmp_path(&t, "keys.json");
+    CHECK_INT(fg_key_file_load(cfg, path, &keys, &n, &err), 0);
+    CHECK_STR(err, NULL);
+    if (CHECK_UINT(n, 1))
+        CHECK_STR(keys[0].name, "f");
+    fg_api_keys_free(keys, n);
+
+    tmp_write(&t, "keys.json", "{\"keys\": [\n  {\"name\": \"f\", \"sha256\": \"xyz\"}]}\n");
+    CHECK_INT(fg_key_file_load(cfg, path, &keys, &n, &err), -1);
+    char *want = xasprintf("%s:2:27: $.keys[0].sha256: must be 64 hex digits: the SHA-256 of the "
+                           "key (never the key itself)", path);
+    CHECK_STR(err, want);
+    free(want);
+    free(err);
+    err = NULL;
+    tmp_write(&t, "keys.json", "{\"keys\": [}\n");
+    CHECK_INT(fg_key_file_load(cfg, path, &keys, &n, &err), -1);
+    CHECK(err && strstr(err, path) == err);
+    free(err);
+    err = NULL;
+    tmp_write(&t, "keys.json", "[]\n");
+    CHECK_INT(fg_key_file_load(cfg, path, &keys, &n, &err), -1);
+    want = xasprintf("%s:1:1: $: must be an object: {\"keys\": [...]}", path);
+    CHECK_STR(err, want);
+    free(want);
+    free(err);
+    unlink(path);
+    rmdir(t.dir);
+    free(path);
+    fg_config_free(cfg);
+}
+
 int main(void)
 {
     UNIT_RUN(test_json_pos);
@@ -1533,6 +1683,8 @@ int main(void)
     UNIT_RUN(test_addresses);
     UNIT_RUN(test_pretty_positions);
     UNIT_RUN(test_tls);
+    UNIT_RUN(test_access);
+    UNIT_RUN(test_key_file);
     UNIT_RUN(test_example);
     UNIT_RUN(test_threads);
     return unit_summary();

@@ -6,12 +6,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+
+#include "fg/access.h"
+#include "fg/client_addr.h"
 #include "fg/config.h"
 #include "fg/exchange.h"
 #include "fg/headers.h"
 #include "fg/json_model.h"
 #include "fg/request_id.h"
 #include "fg/route.h"
+#include "fg/worker.h"
 #include "unit.h"
 
 static struct fg_config *load(const char *text)
@@ -200,6 +205,13 @@ static void test_sticky_identity(void)
     fg_config_free(cfg);
 }
 
+/* The connection's peer, as conn.c records it: text and binary. */
+static void set_client(struct fg_client_info *ci, const char *addr)
+{
+    snprintf(ci->addr, sizeof(ci->addr), "%s", addr);
+    CHECK(fg_ip_parse(addr, strlen(addr), &ci->ip) == 0);
+}
+
 static void test_rules(void)
 {
     struct fg_config *cfg = load(
@@ -215,6 +227,7 @@ static void test_rules(void)
         "  \"split\": {\"arms\": [{\"upstream\": \"stable\", \"weight\": 1}]}}]}");
     struct fg_exchange x;
     struct fg_client_info ci = {0};
+    struct fg_worker w = {0};
     struct fg_rng rng;
     static const char *const canary_h[] = {"x-canary", "1", NULL};
     static const char *const canary_c[] = {"cookie", "a=b; canary=yes", NULL};
@@ -224,28 +237,146 @@ static void test_rules(void)
     if (!CHECK(cfg != NULL))
         return;
     fg_rng_seed(&rng);
-    fg_exchange_init(&x, NULL);
+    w.cfg = cfg;
+    fg_exchange_init(&x, &w);
 #define ARM(m, p, h) (head(&x, m, p, "a", h), x.client = &ci, \
                       r = fg_route_match(cfg, &x, NULL), fg_route_upstream(r, &x, &rng)->name)
-    snprintf(ci.addr, sizeof(ci.addr), "192.168.1.1");
+    set_client(&ci, "192.168.1.1");
     CHECK_STR(ARM("GET", "/", NULL), "stable");
     CHECK_STR(ARM("GET", "/", canary_h), "canary");
     CHECK_STR(ARM("GET", "/", canary_c), "canary");
     CHECK_STR(ARM("GET", "/?canary=1", NULL), "stable");      /* the rule wants x-team too */
     CHECK_STR(ARM("GET", "/?canary=1", team), "canary");
-    snprintf(ci.addr, sizeof(ci.addr), "10.1.200.3");
+    set_client(&ci, "10.1.200.3");
     CHECK_STR(ARM("GET", "/", NULL), "office");
-    snprintf(ci.addr, sizeof(ci.addr), "10.2.0.1");
+    set_client(&ci, "10.2.0.1");
     CHECK_STR(ARM("GET", "/", NULL), "stable");
-    snprintf(ci.addr, sizeof(ci.addr), "::ffff:10.1.0.9");       /* IPv4-mapped */
+    set_client(&ci, "::ffff:10.1.0.9");       /* IPv4-mapped */
     CHECK_STR(ARM("GET", "/", NULL), "office");
-    snprintf(ci.addr, sizeof(ci.addr), "2001:db8:1::5");
+    set_client(&ci, "2001:db8:1::5");
     CHECK_STR(ARM("GET", "/", NULL), "office");
-    snprintf(ci.addr, sizeof(ci.addr), "2001:db9::5");
+    set_client(&ci, "2001:db9::5");
     CHECK_STR(ARM("GET", "/", NULL), "stable");
-    snprintf(ci.addr, sizeof(ci.addr), "10.1.0.1");
+    set_client(&ci, "10.1.0.1");
     CHECK_STR(ARM("GET", "/", canary_h), "canary");             /* rules in order */
 #undef ARM
+    fg_exchange_destroy(&x);
+    fg_config_free(cfg);
+}
+
+/* Rules on geography (loopback-test.mmdb maps 127.0.0.2 to DE/EU/64513,
+ * .3 to US/NA/64514, .4 to JP/AS/64515, the rest of 127/8 to ZZ; MaxMind's
+ * GeoIP2-Country-Test has 81.2.69.142 in GB), through a trusted proxy's
+ * X-Forwarded-For, and on API key names. */
+static void test_geo_rules(void)
+{
+    const char *td = getenv("FG_TESTDATA");
+    char text[2048], db[512];
+    struct stat st;
+
+    if (!td || !*td || snprintf(db, sizeof(db), "%s/geoip/loopback-test.mmdb", td) <= 0 ||
+        stat(db, &st) != 0) {
+        printf("# no GeoIP test data (FG_TESTDATA): geography rules not checked\n");
+        return;
+    }
+    snprintf(text, sizeof(text),
+             "{\"listeners\": [{\"address\": \"127.0.0.1:8080\"}],"
+             " \"client\": {\"trusted_proxies\": [\"127.0.0.9\", \"10.9.0.0/16\"]},"
+             " \"geoip\": {\"database\": \"%s\"},"
+             " \"upstreams\": {\"stable\": {\"backends\": [{\"address\": \"127.0.0.1:9001\"}]},"
+             "  \"de\": {\"backends\": [{\"address\": \"127.0.0.1:9002\"}]},"
+             "  \"na\": {\"backends\": [{\"address\": \"127.0.0.1:9003\"}]},"
+             "  \"jp\": {\"backends\": [{\"address\": \"127.0.0.1:9004\"}]},"
+             "  \"unk\": {\"backends\": [{\"address\": \"127.0.0.1:9005\"}]},"
+             "  \"team\": {\"backends\": [{\"address\": \"127.0.0.1:9006\"}]}},"
+             " \"routes\": [{\"match\": {},"
+             "  \"rules\": [{\"key\": [\"team-a\"], \"upstream\": \"team\"},"
+             "            {\"country\": [\"DE\", \"FR\"], \"upstream\": \"de\"},"
+             "            {\"continent\": [\"NA\"], \"upstream\": \"na\"},"
+             "            {\"asn\": [64515], \"upstream\": \"jp\"},"
+             "            {\"country\": [\"unknown\"], \"upstream\": \"unk\"}],"
+             "  \"upstream\": \"stable\"}]}", db);
+    struct fg_config *cfg = load(text);
+    struct fg_exchange x;
+    struct fg_client_info ci = {0};
+    struct fg_worker w = {0};
+    struct fg_rng rng;
+    struct fg_api_key key = {.name = (char *)"team-a"};
+    static const char *const xff_de[] = {"x-forwarded-for", "127.0.0.2", NULL};
+    static const char *const xff_chain[] = {"x-forwarded-for", "127.0.0.4, 10.9.1.1", NULL};
+    const struct fg_route *r;
+
+    if (!CHECK(cfg != NULL))
+        return;
+    fg_rng_seed(&rng);
+    w.cfg = cfg;
+    fg_exchange_init(&x, &w);
+#define ARM(h) (head(&x, "GET", "/", "a", h), x.client = &ci, \
+                r = fg_route_match(cfg, &x, NULL), fg_route_upstream(r, &x, &rng)->name)
+    set_client(&ci, "127.0.0.2");
+    CHECK_STR(ARM(NULL), "de");
+    set_client(&ci, "127.0.0.3");
+    CHECK_STR(ARM(NULL), "na");
+    set_client(&ci, "127.0.0.4");
+    CHECK_STR(ARM(NULL), "jp");
+    set_client(&ci, "127.0.0.1");                   /* ZZ: a country, not unknown */
+    CHECK_STR(ARM(NULL), "stable");
+    set_client(&ci, "192.0.2.1");                   /* not in the database */
+    CHECK_STR(ARM(NULL), "unk");
+    set_client(&ci, "::1");
+    CHECK_STR(ARM(NULL), "stable");
+    /* X-Forwarded-For counts from a trusted peer only */
+    set_client(&ci, "127.0.0.9");
+    CHECK_STR(ARM(xff_de), "de");
+    set_client(&ci, "127.0.0.1");
+    CHECK_STR(ARM(xff_de), "stable");
+    set_client(&ci, "127.0.0.9");
+    CHECK_STR(ARM(xff_chain), "jp");                /* 10.9.1.1 is a trusted hop too */
+    /* a key name rule, first in order */
+    set_client(&ci, "127.0.0.2");
+    head(&x, "GET", "/", "a", NULL);
+    x.client = &ci;
+    x.api_key = &key;
+    x.auth_result = FG_AUTH_OK;
+    r = fg_route_match(cfg, &x, NULL);
+    CHECK_STR(fg_route_upstream(r, &x, &rng)->name, "team");
+    x.auth_result = FG_AUTH_EXPIRED;                /* an expired key names nobody */
+    CHECK_STR(fg_route_upstream(r, &x, &rng)->name, "de");
+    x.api_key = NULL;
+#undef ARM
+    fg_exchange_destroy(&x);
+    fg_config_free(cfg);
+
+    /* MaxMind's own test database, through a trusted proxy */
+    snprintf(db, sizeof(db), "%s/geoip/GeoIP2-Country-Test.mmdb", td);
+    snprintf(text, sizeof(text),
+             "{\"listeners\": [{\"address\": \"127.0.0.1:8080\"}],"
+             " \"client\": {\"trusted_proxies\": [\"127.0.0.0/8\"]},"
+             " \"geoip\": {\"database\": \"%s\"},"
+             " \"upstreams\": {\"stable\": {\"backends\": [{\"address\": \"127.0.0.1:9001\"}]},"
+             "  \"gb\": {\"backends\": [{\"address\": \"127.0.0.1:9002\"}]},"
+             "  \"as\": {\"backends\": [{\"address\": \"127.0.0.1:9003\"}]}},"
+             " \"routes\": [{\"match\": {},"
+             "  \"rules\": [{\"country\": [\"GB\"], \"upstream\": \"gb\"},"
+             "            {\"continent\": [\"AS\"], \"upstream\": \"as\"}],"
+             "  \"upstream\": \"stable\"}]}", db);
+    if (!CHECK((cfg = load(text)) != NULL))
+        return;
+    w.cfg = cfg;
+    fg_exchange_init(&x, &w);
+    static const char *const gb[] = {"x-forwarded-for", "81.2.69.142", NULL};
+    static const char *const jp[] = {"x-forwarded-for", "2001:218::1", NULL};
+    static const char *const se[] = {"x-forwarded-for", "89.160.20.112", NULL};
+    set_client(&ci, "127.0.0.1");
+    head(&x, "GET", "/", "a", gb);
+    x.client = &ci;
+    CHECK_STR(fg_route_upstream(fg_route_match(cfg, &x, NULL), &x, &rng)->name, "gb");
+    head(&x, "GET", "/", "a", jp);
+    x.client = &ci;
+    CHECK_STR(fg_route_upstream(fg_route_match(cfg, &x, NULL), &x, &rng)->name, "as");
+    head(&x, "GET", "/", "a", se);
+    x.client = &ci;
+    CHECK_STR(fg_route_upstream(fg_route_match(cfg, &x, NULL), &x, &rng)->name, "stable");
     fg_exchange_destroy(&x);
     fg_config_free(cfg);
 }
@@ -285,6 +416,7 @@ int main(void)
 {
     UNIT_RUN(test_json_model);
     UNIT_RUN(test_rules);
+    UNIT_RUN(test_geo_rules);
     UNIT_RUN(test_matching);
     UNIT_RUN(test_split_arms);
     UNIT_RUN(test_sticky_identity);

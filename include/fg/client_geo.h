@@ -1,0 +1,21 @@
+/* Who the client of an exchange is: its address (the socket's peer, or
+ * what a trusted proxy says in X-Forwarded-For) and where that address is
+ * (the "geoip" database). Both are worked out on first use and kept in the
+ * exchange. Worker thread only. */
+#ifndef FG_CLIENT_GEO_H
+#define FG_CLIENT_GEO_H
+
+#include "fg/client_addr.h"
+#include "fg/geoip.h"
+
+struct fg_exchange;
+
+/* The peer, unless the peer is in client.trusted_proxies: then the first
+ * address of X-Forwarded-For, from the right, that is not a trusted proxy. */
+const struct fg_ip *fg_exchange_client_ip(struct fg_exchange *x);
+
+/* Country, continent and ASN of fg_exchange_client_ip(); all unknown ("",
+ * 0) without a database or for an address it does not hold. */
+const struct fg_geo *fg_exchange_geo(struct fg_exchange *x);
+
+#endif
