@@ -169,15 +169,20 @@ static struct fg_keyset *keyset_build(struct fg_api_key *file_keys, unsigned nfi
                 goto fail;
             }
         }
+        ks->keys[i] = k;
+        while (ks->slots[slot])
+            slot = (slot + 1) & ks->mask;
+        ks->slots[slot] = i + 1;
+    }
+    /* only a valid set touches the limit states (a rejected file must not
+     * refill anyone's bucket) */
+    for (unsigned i = 0; i < n; i++) {
+        struct fg_api_key *k = (struct fg_api_key *)ks->keys[i];
         struct fg_limit_state *st = state_for(k);
         if (!st)
             goto oom;
         if (k->state != st)     /* a config key keeps its state: no write */
             k->state = st;
-        ks->keys[i] = k;
-        while (ks->slots[slot])
-            slot = (slot + 1) & ks->mask;
-        ks->slots[slot] = i + 1;
     }
     ks->n = n;
     return ks;
@@ -408,52 +413,27 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* One limit's admission: concurrency first (undone if a later check
- * refuses), then tokens per minute (only looked at), then requests per
- * second (taken last, so a refusal elsewhere costs no token). */
-static int admit_one(struct fg_exchange *x, const struct fg_limit_cfg *c, struct fg_limit_state *s,
-                     uint64_t now, struct fg_limit_refusal *why)
-{
-    struct fg_rate_verdict v;
+/* Admission under every limit a request counts in (its key's, its route's,
+ * the global one). First what can be undone: concurrency counts are taken
+ * and tokens per minute looked at, limit by limit; then the requests per
+ * second are taken, limit by limit, and given back if a later one refuses.
+ * So a refusal anywhere costs the request no token anywhere. */
+struct scope {
+    const struct fg_limit_cfg *c;
+    struct fg_limit_state *s;
+    const char *name;
+};
 
-    if (c->concurrency) {
-        if (atomic_fetch_add(&s->active, 1) >= c->concurrency) {
-            atomic_fetch_sub(&s->active, 1);
-            why->what = "concurrent requests";
-            why->limit = c->concurrency;
-            why->remaining = 0;
-            why->reset_s = 1;
-            why->retry_after_s = 1;
-            return -1;
-        }
-    }
-    if (c->tokens_per_minute && !fg_rate_check(&s->tpm, &c->tpm_rate, now, &v)) {
-        why->what = "tokens per minute";
-        why->limit = c->tokens_per_minute;
-        goto refused;
-    }
-    if (c->rps && !fg_rate_take(&s->rps, &c->rps_rate, now, 1, &v)) {
-        why->what = "requests per second";
-        why->limit = c->rps_rate.burst;     /* what "remaining" counts down from */
-        goto refused;
-    }
-    if (c->rps) {
-        x->rate_shown = 1;
-        x->rate_limit = c->rps_rate.burst;     /* what "remaining" counts down from */
-        x->rate_remaining = v.remaining;
-        x->rate_reset_s = v.reset_s;
-    }
-    x->held[x->nheld].cfg = c;
-    x->held[x->nheld].state = s;
-    x->nheld++;
-    return 0;
-refused:
-    if (c->concurrency)
-        atomic_fetch_sub(&s->active, 1);
-    why->remaining = v.remaining;
-    why->reset_s = v.reset_s;
-    why->retry_after_s = v.retry_after_s;
-    return -1;
+static void refuse(struct fg_limit_refusal *why, const struct scope *sc, const char *what,
+                   uint64_t limit, const struct fg_rate_verdict *v)
+{
+    why->scope = sc->name;
+    why->what = what;
+    why->limit = limit;
+    why->remaining = v ? v->remaining : 0;
+    why->reset_s = v ? v->reset_s : 1;
+    why->retry_after_s = v ? v->retry_after_s : 1;
+    atomic_fetch_add_explicit(&sc->s->refused, 1, memory_order_relaxed);
 }
 
 int fg_access_admit(struct fg_exchange *x, struct fg_limit_refusal *why)
@@ -461,37 +441,74 @@ int fg_access_admit(struct fg_exchange *x, struct fg_limit_refusal *why)
     const struct fg_access_cfg *ac = x->worker->cfg->access;
     const struct fg_route *r = x->route;
     uint64_t now = now_ns();
-    struct {
-        const struct fg_limit_cfg *c;
-        struct fg_limit_state *s;
-        const char *scope;
-    } order[3];
-    unsigned n = 0;
+    struct fg_rate_verdict v;
+    struct scope sc[3];
+    unsigned n = 0, counted = 0, taken = 0;
 
     if (x->api_key)
-        order[n++] = (typeof(order[0])){&x->api_key->limits, x->api_key->state, "key"};
+        sc[n++] = (struct scope){&x->api_key->limits, x->api_key->state, "key"};
     if (r->limits)
-        order[n++] = (typeof(order[0])){r->limits, r->limit_state, "route"};
+        sc[n++] = (struct scope){r->limits, r->limit_state, "route"};
     if (ac && x->api_key)
-        order[n++] = (typeof(order[0])){&ac->limits, (struct fg_limit_state *)&ac->global, "global"};
+        sc[n++] = (struct scope){&ac->limits, (struct fg_limit_state *)&ac->global, "global"};
+
+    for (; counted < n; counted++) {
+        const struct fg_limit_cfg *c = sc[counted].c;
+        struct fg_limit_state *st = sc[counted].s;
+        if (c->concurrency && atomic_fetch_add(&st->active, 1) >= c->concurrency) {
+            atomic_fetch_sub(&st->active, 1);
+            refuse(why, &sc[counted], "concurrent requests", c->concurrency, NULL);
+            goto undo;
+        }
+        if (c->tokens_per_minute && !fg_rate_check(&st->tpm, &c->tpm_rate, now, &v)) {
+            if (c->concurrency)
+                atomic_fetch_sub(&st->active, 1);
+            refuse(why, &sc[counted], "tokens per minute", c->tokens_per_minute, &v);
+            goto undo;
+        }
+    }
+    for (; taken < n; taken++) {
+        const struct fg_limit_cfg *c = sc[taken].c;
+        if (!c->rps)
+            continue;
+        if (!fg_rate_take(&sc[taken].s->rps, &c->rps_rate, now, 1, &v)) {
+            /* what "remaining" counts down from: the burst */
+            refuse(why, &sc[taken], "requests per second", c->rps_rate.burst, &v);
+            goto undo;
+        }
+        /* the tightest limit's figures go on the response */
+        if (!x->rate_shown || v.remaining < x->rate_remaining) {
+            x->rate_shown = 1;
+            x->rate_limit = c->rps_rate.burst;
+            x->rate_remaining = v.remaining;
+            x->rate_reset_s = v.reset_s;
+        }
+    }
     for (unsigned i = 0; i < n; i++) {
-        const struct fg_limit_cfg *c = order[i].c;
+        const struct fg_limit_cfg *c = sc[i].c;
         if (!c->rps && !c->concurrency && !c->tokens_per_minute)
             continue;
-        if (c->tokens_per_minute && !x->usage)
-            x->usage = fg_arena_alloc_object(&x->arena, sizeof(*x->usage));
-        if (c->tokens_per_minute && x->usage && !x->usage_on) {
+        if (c->tokens_per_minute && !x->usage_on) {
+            if (!(x->usage = fg_arena_alloc_object(&x->arena, sizeof(*x->usage))))
+                continue;               /* out of memory: the tokens go uncounted */
             fg_usage_scan_init(x->usage);
             x->usage_on = 1;
         }
-        if (admit_one(x, c, order[i].s, now, why) < 0) {
-            why->scope = order[i].scope;
-            atomic_fetch_add_explicit(&order[i].s->refused, 1, memory_order_relaxed);
-            fg_access_release(x);
-            return -1;
-        }
+        x->held[x->nheld].cfg = c;
+        x->held[x->nheld].state = sc[i].s;
+        x->nheld++;
     }
     return 0;
+undo:
+    while (taken-- > 0)
+        if (sc[taken].c->rps)
+            fg_rate_refund(&sc[taken].s->rps, &sc[taken].c->rps_rate, 1);
+    while (counted-- > 0)
+        if (sc[counted].c->concurrency)
+            atomic_fetch_sub(&sc[counted].s->active, 1);
+    x->rate_shown = 0;
+    fg_access_release(x);
+    return -1;
 }
 
 void fg_access_release(struct fg_exchange *x)

@@ -2,11 +2,75 @@
  * (fg/client_geo.h). */
 #include "config.h"
 
+#include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fg/client_geo.h"
 #include "fg/exchange.h"
+#include "fg/log.h"
 #include "fg/worker.h"
+
+/* The database in use, replaced on reload. Workers look up without a lock:
+ * each publishes the handle it is about to use in its own hazard slot and
+ * checks it is still current; the reloader closes the old handle once no
+ * slot names it (a lookup takes microseconds). The configuration's own
+ * handle is the first, and the configuration closes it. */
+static struct {
+    const struct fg_config *cfg;
+    struct fg_worker *workers;
+    unsigned nworkers;
+    _Atomic(struct fg_geoip *) current;
+} G;
+
+void fg_geo_start(const struct fg_config *cfg, struct fg_worker *workers, unsigned n)
+{
+    G.cfg = cfg;
+    G.workers = workers;
+    G.nworkers = n;
+    atomic_store(&G.current, cfg->geoip_db);
+}
+
+static void retire(struct fg_geoip *old)
+{
+    for (unsigned i = 0; i < G.nworkers; i++)
+        while (atomic_load(&G.workers[i].geo_hazard) == old)
+            sched_yield();
+    if (old != G.cfg->geoip_db)
+        fg_geoip_close(old);
+}
+
+int fg_geo_reload(void)
+{
+    const struct fg_geoip_cfg *gc = G.cfg ? G.cfg->geoip : NULL;
+    struct fg_geoip *db, *old;
+    char *err = NULL;
+
+    if (!gc)
+        return 0;
+    if (!(db = fg_geoip_open(gc->database, gc->asn_database, &err))) {
+        fg_log_error("GeoIP database not reopened, the one opened before stays in use: %s",
+                     err ? err : "out of memory");
+        free(err);
+        return -1;
+    }
+    old = atomic_exchange(&G.current, db);
+    if (old)
+        retire(old);
+    fg_log_info("GeoIP database %s reopened", gc->database);
+    return 1;
+}
+
+void fg_geo_stop(void)
+{
+    struct fg_geoip *cur = atomic_exchange(&G.current, NULL);
+
+    if (cur && G.cfg && cur != G.cfg->geoip_db)
+        fg_geoip_close(cur);
+    G.cfg = NULL;
+    G.workers = NULL;
+    G.nworkers = 0;
+}
 
 const struct fg_ip *fg_exchange_client_ip(struct fg_exchange *x)
 {
@@ -21,11 +85,19 @@ const struct fg_ip *fg_exchange_client_ip(struct fg_exchange *x)
     if (!x->client)                     /* no connection: a test, a mirror copy */
         return &x->client_ip;
     x->client_ip = x->client->ip;
-    if (!cc->ntrusted_proxies || !fg_ip_in(&x->client->ip, cc->trusted_proxies, cc->ntrusted_proxies))
+    if (!cc->ntrusted_proxies || x->client->no_xff ||
+        !fg_ip_in(&x->client->ip, cc->trusted_proxies, cc->ntrusted_proxies))
         return &x->client_ip;
-    for (unsigned i = 0; i < x->req_headers.n && n < 16; i++) {
+    /* the walk starts from the right: keep the last 16 lines, those the
+     * trusted proxies appended (a client may send as many as it likes) */
+    for (unsigned i = 0; i < x->req_headers.n; i++) {
         const struct fg_header *h = &x->req_headers.v[i];
         if (h->nlen == 15 && memcmp(h->name, "x-forwarded-for", 15) == 0) {
+            if (n == 16) {
+                memmove(values, values + 1, 15 * sizeof(values[0]));
+                memmove(lens, lens + 1, 15 * sizeof(lens[0]));
+                n--;
+            }
             values[n] = h->value;
             lens[n++] = h->vlen;
         }
@@ -38,16 +110,28 @@ const struct fg_ip *fg_exchange_client_ip(struct fg_exchange *x)
 
 const struct fg_geo *fg_exchange_geo(struct fg_exchange *x)
 {
-    const struct fg_geoip *db = x->worker->cfg->geoip_db;
+    _Atomic(struct fg_geoip *) *hazard = &x->worker->geo_hazard;
+    const struct fg_ip *ip;
+    struct fg_geoip *db;
 
     if (x->geo_known)
         return &x->geo;
     x->geo_known = 1;
     memset(&x->geo, 0, sizeof(x->geo));
-    if (db) {
-        const struct fg_ip *ip = fg_exchange_client_ip(x);
-        if (ip->family)
-            fg_geoip_lookup(db, ip->family, ip->addr, &x->geo);
+    ip = fg_exchange_client_ip(x);
+    if (!ip->family)
+        return &x->geo;
+    if (!G.cfg) {                       /* no daemon (unit tests): the config's */
+        if (x->worker->cfg->geoip_db)
+            fg_geoip_lookup(x->worker->cfg->geoip_db, ip->family, ip->addr, &x->geo);
+        return &x->geo;
     }
+    do {
+        db = atomic_load(&G.current);
+        atomic_store(hazard, db);
+    } while (db != atomic_load(&G.current));
+    if (db)
+        fg_geoip_lookup(db, ip->family, ip->addr, &x->geo);
+    atomic_store(hazard, NULL);
     return &x->geo;
 }

@@ -139,8 +139,9 @@ int fg_cw_set_route_limits(struct ctx *c, json_t *v, void *base);
 int fg_cw_set_upstream_headers(struct ctx *c, json_t *v, void *base);
 int fg_cw_set_trusted_proxies(struct ctx *c, json_t *v, void *base);
 int fg_cw_set_proxy_protocol(struct ctx *c, json_t *v, void *base);
-/* After the walk: a listener with proxy_protocol needs trusted_proxies. */
-int fg_cw_check_proxy_protocol(struct ctx *c);
+/* After the walk: a listener with proxy_protocol needs trusted_proxies;
+ * route "auth": "key" and rule "key" conditions need "access". */
+int fg_cw_check_after(struct ctx *c);
 /* A rule's "country", "continent", "asn" and "key" conditions, counted in
  * *conditions. */
 int fg_cw_set_rule_access(struct ctx *c, json_t *v, struct fg_rule *r, int *conditions);

@@ -966,7 +966,7 @@ struct fg_config *fg_config_parse(const char *text, size_t len, const char *name
         fail(&c, AT_VALUE, "must be an object");
         goto fail;
     }
-    if (walk(&c, root, root_fields, c.cfg) < 0 || fg_cw_check_proxy_protocol(&c) < 0)
+    if (walk(&c, root, root_fields, c.cfg) < 0 || fg_cw_check_after(&c) < 0)
         goto fail;
     if (c.cfg->workers == 0)
         c.cfg->workers = cpu_count();

@@ -251,15 +251,34 @@ int fg_cw_set_proxy_protocol(struct ctx *c, json_t *v, void *base)
     if (!json_is_boolean(v))
         return fail(c, AT_VALUE, "must be true or false");
     l->proxy_protocol = json_is_true(v);
-    if (l->proxy_protocol && l->tls)
-        return fail(c, AT_VALUE, "is not available on a TLS listener yet");
     return 0;
 }
 
-int fg_cw_check_proxy_protocol(struct ctx *c)
+int fg_cw_check_after(struct ctx *c)
 {
     const struct fg_config *cfg = c->cfg;
 
+    /* what names keys needs keys: without "access" it would silently never
+     * hold (a rule) or never be enforced (a route) */
+    for (unsigned i = 0; !cfg->access && i < cfg->nroutes; i++) {
+        const struct fg_route *r = &cfg->routes[i];
+        if (r->auth == FG_ROUTE_AUTH_KEY) {
+            push_key(c, "routes");
+            push_index(c, i);
+            push_key(c, "auth");
+            return fail(c, AT_VALUE, "\"key\" needs $.access (the keys)");
+        }
+        for (unsigned j = 0; j < r->nrules; j++) {
+            if (!r->rules[j].nkeys)
+                continue;
+            push_key(c, "routes");
+            push_index(c, i);
+            push_key(c, "rules");
+            push_index(c, j);
+            push_key(c, "key");
+            return fail(c, AT_VALUE, "needs $.access (the keys it names)");
+        }
+    }
     if (cfg->client.ntrusted_proxies)
         return 0;
     for (unsigned i = 0; i < cfg->nlisteners; i++) {
@@ -311,7 +330,8 @@ static int parse_expiry(json_t *v, int64_t *out)
 
 static int model_ok(const char *s)
 {
-    return *s && !strpbrk(s, "/? \t");
+    /* compared with the body's raw bytes: no escapes, no quotes */
+    return *s && !strpbrk(s, "/? \t\\\"");
 }
 
 /* One key object at the current path into <k>. */
@@ -374,7 +394,7 @@ static int set_key(struct ctx *c, json_t *v, struct fg_api_key *k)
     }
     if ((e = json_object_get(v, "models"))) {
         push_key(c, "models");
-        if (string_list(c, e, "model names (no '/', '?' or spaces)", model_ok, &k->models,
+        if (string_list(c, e, "model names (no '/', '?', '\\', '\"' or spaces)", model_ok, &k->models,
                         &k->nmodels) < 0)
             return -1;
         pop(c);

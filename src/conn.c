@@ -5,10 +5,12 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -97,45 +99,6 @@ static void sniff_read(struct fg_stream *bev, void *arg)
     /* else a prefix of the preface: wait for more */
 }
 
-static void sniff_event(struct fg_stream *bev, short what, void *arg);
-
-/* A trusted peer's PROXY header (v1 or v2) comes first: it says who the
- * client is. Then the bytes after it are sniffed as usual. */
-static void proxy_header_read(struct fg_stream *bev, void *arg)
-{
-    struct pending *p = arg;
-    struct evbuffer *in = fg_stream_input(bev);
-    size_t n = evbuffer_get_length(in);
-    struct fg_proxy_hdr hdr;
-    const char *why = NULL;
-    int rc;
-
-    if (n == 0)
-        return;
-    rc = fg_proxy_protocol_parse(evbuffer_pullup(in, (ev_ssize_t)n), n, &hdr, &why);
-    if (rc == FG_PP_NEED_MORE)
-        return;
-    if (rc < 0) {
-        fg_log_debug("client %s: no valid PROXY protocol header: %s", p->client.addr,
-                     why ? why : "?");
-        drop(bev, p);
-        return;
-    }
-    evbuffer_drain(in, (size_t)rc);
-    if (hdr.family == AF_INET || hdr.family == AF_INET6) {
-        struct fg_ip ip = {.family = hdr.family};
-        memcpy(ip.addr, hdr.src, hdr.family == AF_INET ? 4 : 16);
-        /* normalised (an IPv4-mapped source is IPv4) through its text */
-        inet_ntop(hdr.family, hdr.src, p->client.addr, sizeof(p->client.addr));
-        if (fg_ip_parse(p->client.addr, strlen(p->client.addr), &p->client.ip) < 0)
-            p->client.ip = ip;
-        fg_ip_format(&p->client.ip, p->client.addr, sizeof(p->client.addr));
-    }
-    fg_stream_setcb(bev, sniff_read, NULL, sniff_event, p);
-    if (evbuffer_get_length(in))
-        sniff_read(bev, p);
-}
-
 static void sniff_event(struct fg_stream *bev, short what, void *arg)
 {
     drop(bev, arg);
@@ -171,25 +134,21 @@ static void client_addr(const struct sockaddr *sa, struct fg_client_info *ci)
         fg_ip_format(&ci->ip, out, sizeof(ci->addr));
 }
 
-void fg_conn_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
-                    int socklen, void *arg)
+/* The connection's stream, TLS or cleartext, from here on. */
+static void start_stream(struct fg_worker_listener *l, evutil_socket_t fd,
+                         const struct fg_client_info *ci)
 {
-    struct fg_worker_listener *l = arg;
     struct fg_worker *w = l->worker;
     unsigned ms = w->cfg->client.header_timeout_ms;
     struct fg_stream *bev;
-    struct pending *p;
-    int one = 1;
+    struct pending *p = calloc(1, sizeof(*p));
 
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    p = calloc(1, sizeof(*p));
     if (!p) {
         evutil_closesocket(fd);
         return;
     }
     p->w = w;
-    p->client.handler = l->handler;
-    client_addr(sa, &p->client);
+    p->client = *ci;
     if (l->ssl_ctx) {
         SSL *ssl = SSL_new(l->ssl_ctx);
         bev = ssl ? fg_stream_new(w->loop, fd, ssl) : NULL;
@@ -209,17 +168,132 @@ void fg_conn_accept(struct evconnlistener *evl, evutil_socket_t fd, struct socka
             free(p);
             return;
         }
-        /* only a trusted peer may say who the client is */
-        if (l->cfg->proxy_protocol && w->cfg->client.ntrusted_proxies &&
-            fg_ip_in(&p->client.ip, w->cfg->client.trusted_proxies,
-                     w->cfg->client.ntrusted_proxies))
-            fg_stream_setcb(bev, proxy_header_read, NULL, sniff_event, p);
-        else
-            fg_stream_setcb(bev, sniff_read, NULL, sniff_event, p);
+        fg_stream_setcb(bev, sniff_read, NULL, sniff_event, p);
     }
     p->bev = bev;
     fg_conn_register(w, &p->base, pending_close_now);
     /* the handshake or the first bytes must come within the header timeout */
     fg_stream_set_timeouts(bev, ms, ms);
     fg_stream_enable(bev, EV_READ | EV_WRITE);
+}
+
+/* ---- the PROXY protocol header ----------------------------------------------
+ *
+ * Read from the socket itself, before any stream (and any TLS) exists, so it
+ * works on every listener: the bytes are looked at with MSG_PEEK, and only
+ * the header's own bytes are taken from the socket. Bytes known to belong to
+ * the header (the parser says they are an incomplete prefix of one) are
+ * taken as they come, so a slow sender does not wake the loop again and
+ * again for bytes already seen. */
+struct pp_wait {
+    struct fg_client_conn base;
+    struct fg_worker_listener *l;
+    evutil_socket_t fd;
+    struct event *ev;
+    struct fg_client_info client;
+    size_t have;                        /* header bytes taken so far */
+    unsigned char buf[FG_PP_V2_MAX];
+};
+
+static void pp_free(struct pp_wait *pw, int close_fd)
+{
+    fg_conn_unregister(pw->l->worker, &pw->base);
+    event_free(pw->ev);
+    if (close_fd)
+        evutil_closesocket(pw->fd);
+    free(pw);
+}
+
+static void pp_close_now(struct fg_client_conn *c)
+{
+    pp_free((struct pp_wait *)c, 1);
+}
+
+static void pp_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct pp_wait *pw = arg;
+    struct fg_proxy_hdr hdr;
+    const char *why = NULL;
+    ssize_t n;
+    int rc;
+
+    if (what & EV_TIMEOUT) {
+        fg_log_debug("client %s: no PROXY protocol header in time", pw->client.addr);
+        pp_free(pw, 1);
+        return;
+    }
+    n = recv(fd, pw->buf + pw->have, sizeof(pw->buf) - pw->have, MSG_PEEK);
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return;
+        pp_free(pw, 1);                 /* closed or failed before the header */
+        return;
+    }
+    rc = fg_proxy_protocol_parse(pw->buf, pw->have + (size_t)n, &hdr, &why);
+    if (rc < 0) {
+        fg_log_debug("client %s: no valid PROXY protocol header: %s", pw->client.addr,
+                     why ? why : "?");
+        pp_free(pw, 1);
+        return;
+    }
+    /* take what is the header's: all of it when incomplete */
+    size_t take = rc == FG_PP_NEED_MORE ? (size_t)n : (size_t)rc - pw->have;
+    if (recv(fd, pw->buf + pw->have, take, 0) != (ssize_t)take) {
+        pp_free(pw, 1);
+        return;
+    }
+    pw->have += take;
+    if (rc == FG_PP_NEED_MORE)
+        return;
+    if (hdr.family != AF_INET && hdr.family != AF_INET6)
+        pw->client.no_xff = 1;          /* UNKNOWN, LOCAL: the client is not named */
+    if (hdr.family == AF_INET || hdr.family == AF_INET6) {
+        char text[INET6_ADDRSTRLEN];
+        /* normalised (an IPv4-mapped source is IPv4) through its text */
+        if (inet_ntop(hdr.family, hdr.src, text, sizeof(text)) &&
+            fg_ip_parse(text, strlen(text), &pw->client.ip) == 0)
+            fg_ip_format(&pw->client.ip, pw->client.addr, sizeof(pw->client.addr));
+    }
+    struct fg_worker_listener *l = pw->l;
+    struct fg_client_info ci = pw->client;
+    pp_free(pw, 0);
+    start_stream(l, fd, &ci);
+}
+
+static void wait_proxy_header(struct fg_worker_listener *l, evutil_socket_t fd,
+                              const struct fg_client_info *ci)
+{
+    struct fg_worker *w = l->worker;
+    unsigned ms = w->cfg->client.header_timeout_ms;
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    struct pp_wait *pw = calloc(1, sizeof(*pw));
+
+    if (!pw || !(pw->ev = event_new(w->base, fd, EV_READ | EV_PERSIST, pp_read, pw))) {
+        free(pw);
+        evutil_closesocket(fd);
+        return;
+    }
+    pw->l = l;
+    pw->fd = fd;
+    pw->client = *ci;
+    fg_conn_register(w, &pw->base, pp_close_now);
+    event_add(pw->ev, &tv);             /* the whole header within the header timeout */
+}
+
+void fg_conn_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
+                    int socklen, void *arg)
+{
+    struct fg_worker_listener *l = arg;
+    const struct fg_client_cfg *cc = &l->worker->cfg->client;
+    struct fg_client_info ci = {.handler = l->handler};
+    int one = 1;
+
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    client_addr(sa, &ci);
+    /* only a trusted peer may say who the client is */
+    if (l->cfg->proxy_protocol && cc->ntrusted_proxies &&
+        fg_ip_in(&ci.ip, cc->trusted_proxies, cc->ntrusted_proxies))
+        wait_proxy_header(l, fd, &ci);
+    else
+        start_stream(l, fd, &ci);
 }

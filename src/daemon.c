@@ -10,6 +10,7 @@
 #include <openssl/ssl.h>
 
 #include "fg/access.h"
+#include "fg/client_geo.h"
 #include "fg/daemon.h"
 #include "fg/handler.h"
 #include "fg/health.h"
@@ -75,6 +76,7 @@ int fg_daemon_run(const struct fg_config *cfg, const struct fg_app *app)
         fg_log_error("%s", err ? err : "out of memory");
         goto out;
     }
+    fg_geo_start(cfg, workers, ninit);
     /* after the signal mask: the checker thread inherits it */
     health = fg_health_start(cfg, &err);
     if (!health && err) {
@@ -109,9 +111,10 @@ int fg_daemon_run(const struct fg_config *cfg, const struct fg_app *app)
             continue;
         }
         if (sig == SIGHUP) {
-            fg_log_info("SIGHUP: reloading the key file (a full configuration reload is not "
-                        "available yet)");
+            fg_log_info("SIGHUP: reloading the key file and reopening the GeoIP databases (a "
+                        "full configuration reload is not available yet)");
             fg_access_reload(1);
+            fg_geo_reload();
             continue;
         }
         break;
@@ -126,9 +129,11 @@ out:
     /* the checker thread may kick the workers' queues: stop it first */
     fg_health_stop(health);
     fg_wait_queue_register(NULL, 0);
-    fg_access_stop();
+    /* freeing a worker ends its exchanges, which give their limits back */
     for (unsigned i = 0; i < ninit; i++)
         fg_worker_free(&workers[i]);
+    fg_access_stop();
+    fg_geo_stop();
     free(workers);
     if (ctxs)
         free_ctxs(ctxs, cfg->nlisteners);

@@ -122,3 +122,48 @@ int fg_json_find_model(const char *text, size_t len, size_t *start, size_t *end)
     }
     return -1;
 }
+
+int fg_json_model_unambiguous(const char *text, size_t len)
+{
+    struct scan s = {text, text + len};
+    unsigned models = 0;
+
+    ws(&s);
+    if (s.p >= s.end || *s.p != '{')
+        return 1;                       /* not an object: it names no model */
+    s.p++;
+    ws(&s);
+    if (s.p < s.end && *s.p == '}')
+        return 1;
+    while (s.p < s.end) {
+        const char *k;
+
+        ws(&s);
+        if (s.p >= s.end || *s.p != '"')
+            return 0;
+        k = s.p;
+        if (skip_string(&s) < 0)
+            return 0;
+        /* an escaped key may decode to "model": a JSON library would see
+         * a second model where this scanner sees none */
+        if (memchr(k, '\\', (size_t)(s.p - k)) ||
+            (s.p - k == 7 && !memcmp(k, "\"model\"", 7) && ++models > 1))
+            return 0;
+        ws(&s);
+        if (s.p >= s.end || *s.p != ':')
+            return 0;
+        s.p++;
+        ws(&s);
+        if (skip_value(&s) < 0)
+            return 0;
+        ws(&s);
+        if (s.p >= s.end)
+            return 0;
+        if (*s.p == '}')
+            return 1;
+        if (*s.p != ',')
+            return 0;
+        s.p++;
+    }
+    return 0;
+}

@@ -641,13 +641,15 @@ static void dispatch(struct fg_exchange *x, const struct fg_route *route)
         return;
     }
     x->route = route;
-    if (fg_proxy_access_check(x, route) < 0)
-        return;                         /* 401, 403 or 429 */
-    fg_proxy_access_mark(x);
+    /* keys are checked against what the backend will be asked for: after
+     * the route's rewrite of the path */
     if (rewrite_path(x, route) < 0 || (x->awaiting_body && rewrite_body(x, route) < 0)) {
         fg_exchange_reply_error(x, 503, "out_of_memory", "out of memory");
         return;
     }
+    if (fg_proxy_access_check(x, route) < 0)
+        return;                         /* 401, 403 or 429 */
+    fg_proxy_access_mark(x);
     if (x->awaiting_body) {
         x->awaiting_body = 0;
         x->held_end = 1;                /* the body was read whole */
@@ -712,6 +714,7 @@ static void body_read(struct fg_exchange *x)
     const char *text = len ? (const char *)evbuffer_pullup(b, -1) : "";
 
     x->body_model_known = 1;
+    x->body_model_ambiguous = len && !fg_json_model_unambiguous(text, len);
     if (len && fg_json_find_model(text, len, &start, &end) == 1 &&
         (x->body_model = fg_arena_dup(&x->arena, text + start + 1, end - start - 2)))
         x->body_model_len = (uint32_t)(end - start - 2);
@@ -795,6 +798,8 @@ void fg_proxy_request_end(struct fg_exchange *x)
         evbuffer_add(out, "0\r\n", 3);
         for (unsigned i = 0; i < x->req_trailers.n; i++) {
             const struct fg_header *h = &x->req_trailers.v[i];
+            if (fg_proxy_access_dropped(x, h->name, h->nlen))
+                continue;               /* a credential, or what the gateway says */
             if (h->flags & (FG_HDR_HOP | FG_HDR_FRAMING))
                 continue;
             evbuffer_add(out, h->name, h->nlen);

@@ -20,6 +20,29 @@ static int route_keyed(const struct fg_config *cfg, const struct fg_route *r)
     return cfg->access && r->auth != FG_ROUTE_AUTH_OPEN;
 }
 
+static int name_is(const char *want, const char *name, size_t nlen)
+{
+    return want && strlen(want) == nlen && memcmp(want, name, nlen) == 0;
+}
+
+int fg_proxy_access_dropped(const struct fg_exchange *x, const char *name, size_t nlen)
+{
+    const struct fg_config *cfg = x->worker->cfg;
+    const struct fg_geoip_cfg *g = cfg->geoip;
+    const struct fg_route *r = x->route;
+
+    if (cfg->access && (name_is("authorization", name, nlen) || name_is("x-api-key", name, nlen)))
+        return 1;
+    /* a client may not say what the gateway says for it */
+    if (g && (name_is(g->country_header, name, nlen) || name_is(g->continent_header, name, nlen) ||
+              name_is(g->asn_header, name, nlen)))
+        return 1;
+    for (unsigned j = 0; r && j < r->nset_headers; j++)
+        if (name_is(r->set_headers[j].name, name, nlen))
+            return 1;
+    return 0;
+}
+
 void fg_proxy_access_start(struct fg_exchange *x)
 {
     const struct fg_config *cfg = x->worker->cfg;
@@ -28,15 +51,10 @@ void fg_proxy_access_start(struct fg_exchange *x)
 
     if (cfg->access)
         x->auth_result = fg_access_authenticate(x);
-    /* a client may not say what the gateway says for it */
-    if (g && (g->country_header || g->continent_header || g->asn_header)) {
-        const char *names[] = {g->country_header, g->continent_header, g->asn_header};
+    if (g && (g->country_header || g->continent_header || g->asn_header))
         for (unsigned i = 0; i < h->n; i++)
-            for (int k = 0; k < 3; k++)
-                if (names[k] && strlen(names[k]) == h->v[i].nlen &&
-                    memcmp(names[k], h->v[i].name, h->v[i].nlen) == 0)
-                    h->v[i].flags |= FG_HDR_DROP;
-    }
+            if (fg_proxy_access_dropped(x, h->v[i].name, h->v[i].nlen))
+                h->v[i].flags |= FG_HDR_DROP;
 }
 
 int fg_proxy_access_needs_body(const struct fg_exchange *x, const struct fg_route *r)
@@ -110,7 +128,16 @@ int fg_proxy_access_check(struct fg_exchange *x, const struct fg_route *r)
         return -1;
     }
     if (k->nmodels) {
+        if (x->body_model_ambiguous) {
+            fg_exchange_reply_error(x, 400, "ambiguous_model",
+                                    "the body names its model more than once, or in an escaped key");
+            return -1;
+        }
         model = fg_request_model(x, &len);
+        if (model && r->rewrite_model) {    /* what the backend will be asked for */
+            model = r->rewrite_model;
+            len = r->rewrite_model_len;
+        }
         if (model ? !fg_access_key_allows_model(k, model, len)
                   : !(x->req_head_only || (x->method_len == 3 && !memcmp(x->method, "GET", 3)))) {
             fg_exchange_reply_error(x, 403, "model_not_allowed",
@@ -180,6 +207,11 @@ void fg_proxy_access_mark(struct fg_exchange *x)
         for (unsigned i = 0; i < h->n; i++)
             if (h->v[i].nlen == r->set_headers[j].name_len &&
                 memcmp(h->v[i].name, r->set_headers[j].name, h->v[i].nlen) == 0)
+                h->v[i].flags |= FG_HDR_DROP;
+    /* tokens are read from the response body: it must not be compressed */
+    if (x->usage_on)
+        for (unsigned i = 0; i < h->n; i++)
+            if (name_is("accept-encoding", h->v[i].name, h->v[i].nlen))
                 h->v[i].flags |= FG_HDR_DROP;
 }
 

@@ -169,3 +169,15 @@ void fg_rate_charge(struct fg_rate *r, const struct fg_rate_cfg *c, uint64_t now
                                                     now_t + ahead + (cost < room ? cost : room),
                                                     memory_order_relaxed, memory_order_relaxed));
 }
+
+void fg_rate_refund(struct fg_rate *r, const struct fg_rate_cfg *c, uint64_t n)
+{
+    uint64_t back = sat64((unsigned __int128)n * c->emission), old, tat;
+
+    old = atomic_load_explicit(&r->tat, memory_order_relaxed);
+    do {
+        /* below now reads as a full bucket: nothing is lost by clamping */
+        tat = old > back ? old - back : 0;
+    } while (!atomic_compare_exchange_weak_explicit(&r->tat, &old, tat, memory_order_relaxed,
+                                                    memory_order_relaxed));
+}

@@ -47,6 +47,8 @@ struct fg_client_info {
     const struct fg_handler_ops *handler;  /* the listener's */
     char addr[48];              /* "127.0.0.1" / "::1" (INET6_ADDRSTRLEN 46): no port (X-Forwarded-For) */
     struct fg_ip ip;            /* the same, binary; both from a PROXY header when there was one */
+    unsigned no_xff:1;          /* a PROXY header without an address: the peer is a trusted
+                                   proxy, yet X-Forwarded-For may be the client's own */
     unsigned tls:1;
     unsigned h2:1;
 };
@@ -126,6 +128,7 @@ struct fg_exchange {
     char *body_model;                   /* the body's "model" string, raw; arena */
     uint32_t body_model_len;
     unsigned body_model_known:1;        /* the body was read: body_model is what it has */
+    unsigned body_model_ambiguous:1;    /* ...and could name a model twice (json_model.h) */
     unsigned awaiting_body:1;           /* routing waits for the whole body */
     unsigned req_paused:1;              /* client reading paused for the backend */
 

@@ -14,4 +14,11 @@
  * cut short). Nested objects are skipped, never searched. */
 int fg_json_find_model(const char *text, size_t len, size_t *start, size_t *end);
 
+/* 0 when the object in <text> could name its model in a way JSON libraries
+ * read differently from fg_json_find_model(): a second top-level "model",
+ * or a top-level key written with escapes (which may decode to "model"), or
+ * a text that is not well-formed where it was scanned. 1 otherwise (also
+ * for a text that is not an object: it names no model). */
+int fg_json_model_unambiguous(const char *text, size_t len);
+
 #endif

@@ -23,7 +23,13 @@ int fg_proxy_access_needs_body(const struct fg_exchange *x, const struct fg_rout
  * -1: it was answered 401, 403 or 429. */
 int fg_proxy_access_check(struct fg_exchange *x, const struct fg_route *r);
 
-/* Marks the client's headers that the route's "upstream_headers" replace. */
+/* 1 when a request header (or trailer) of this name is never forwarded: a
+ * credential (with an "access" section), a geography header the gateway
+ * writes, one of the route's "upstream_headers". */
+int fg_proxy_access_dropped(const struct fg_exchange *x, const char *name, size_t nlen);
+
+/* Marks the client's headers that the route's "upstream_headers" replace,
+ * and Accept-Encoding when the response's tokens are to be counted. */
 void fg_proxy_access_mark(struct fg_exchange *x);
 
 /* Writes the route's upstream_headers and the geography headers as

@@ -96,4 +96,8 @@ int fg_rate_check(struct fg_rate *r, const struct fg_rate_cfg *c, uint64_t now_n
  * allows again within an hour and one unit's time. Any thread. */
 void fg_rate_charge(struct fg_rate *r, const struct fg_rate_cfg *c, uint64_t now_ns, uint64_t n);
 
+/* Gives back <n> units taken by fg_rate_take() (a request refused by
+ * another limit after this one admitted it). Any thread. */
+void fg_rate_refund(struct fg_rate *r, const struct fg_rate_cfg *c, uint64_t n);
+
 #endif

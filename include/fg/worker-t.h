@@ -48,11 +48,14 @@ struct fg_worker_listener {
 };
 
 struct fg_keyset;
+struct fg_geoip;
 
 struct fg_worker {
     unsigned id;
     /* the key set this worker is about to look a key up in (access.c) */
     _Atomic(struct fg_keyset *) keyset_hazard;
+    /* the GeoIP handle it is about to look an address up in (client_geo.c) */
+    _Atomic(struct fg_geoip *) geo_hazard;
     pthread_t thread;
     struct event_base *base;
     struct fg_loop *loop;               /* what this thread's fg_streams share */

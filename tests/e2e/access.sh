@@ -51,11 +51,15 @@ write_config "$T/gw.json" <<JSON
     { "name": "chat", "match": { "path_prefix": "/v1/" }, "upstream": "echo",
       "upstream_headers": { "authorization": "Bearer backend-secret" } },
     { "name": "llm", "match": { "path_prefix": "/llm/" }, "upstream": "llm" },
+    { "name": "limited", "match": { "path_prefix": "/rl/" }, "upstream": "echo", "auth": "open",
+      "limits": { "rps": 1, "burst": 1 } },
+    { "name": "kserve", "match": { "path_prefix": "/kserve/" }, "upstream": "echo",
+      "rewrite": { "path_prefix": "/v2/" } },
     { "name": "private", "match": { "path_prefix": "/" }, "upstream": "echo" }
   ],
   "access": {
     "keys": [
-      { "name": "alice", "sha256": "${SHA[alice]}", "routes": ["models", "chat", "health"],
+      { "name": "alice", "sha256": "${SHA[alice]}", "routes": ["models", "chat", "health", "kserve"],
         "models": ["digits"] },
       { "name": "old", "sha256": "${SHA[old]}", "expires": "2020-01-01T00:00:00Z" },
       { "name": "plain", "sha256": "${SHA[plain]}" },
@@ -114,6 +118,24 @@ for proto in h1 h2; do
         -d '{"messages": []}'
     assert_eq 403 "$(cat "$T/nomodel.code")" "$proto: a key limited to models, a POST naming none: 403"
 
+    # a body a JSON library reads as another model than the first one
+    req $proto dup "$(gw_url /v1/chat/completions)" -H "x-api-key: ${KEY[alice]}" \
+        -d '{"model": "digits", "model": "gpt-x"}'
+    assert_eq 400 "$(cat "$T/dup.code")" "$proto: a body naming its model twice: 400"
+    assert_error_json "$(cat "$T/dup.b")" 400 ambiguous_model "$proto: duplicate model"
+    req $proto esc "$(gw_url /v1/chat/completions)" -H "x-api-key: ${KEY[alice]}" \
+        -d '{"model": "digits", "mod\u0065l": "gpt-x"}'
+    assert_eq 400 "$(cat "$T/esc.code")" "$proto: a model in an escaped key: 400"
+    # the model is the one the backend is asked for, after the route's rewrite
+    req $proto rw "$(gw_url /kserve/models/other/infer)" -H "x-api-key: ${KEY[alice]}" \
+        -d '{"model": "digits"}'
+    assert_eq 403 "$(cat "$T/rw.code")" "$proto: the rewritten path names a model the key may not use: 403"
+    req $proto rwget "$(gw_url /kserve/models/other)" -H "x-api-key: ${KEY[alice]}"
+    assert_eq 403 "$(cat "$T/rwget.code")" "$proto: ...a GET too"
+    req $proto rwok "$(gw_url /kserve/models/digits)" -H "x-api-key: ${KEY[alice]}"
+    assert_eq 200 "$(cat "$T/rwok.code")" "$proto: the allowed model through the rewrite: 200"
+    assert_json "$(cat "$T/rwok.b")" path /v2/models/digits "$proto: (the backend got the rewritten path)"
+
     # ---- allowed: the key stays at the gateway, the route's credential goes instead
     req $proto okpath "$(gw_url /v2/models/digits/infer)" -H "authorization: Bearer ${KEY[alice]}" -d '{}'
     assert_eq 200 "$(cat "$T/okpath.code")" "$proto: allowed key, route and model (path): 200"
@@ -126,6 +148,26 @@ for proto in h1 h2; do
     assert_not_contains "$(cat "$T/okpath.b" "$T/okbody.b")" "${KEY[alice]}" \
         "$proto: the backend never saw the key"
 done
+
+# ---- credentials in request trailers are dropped too
+tr=$($PY - "$GWP" "${KEY[plain]}" <<'PY'
+import socket, sys
+port, key = int(sys.argv[1]), sys.argv[2].encode()
+s = socket.create_connection(("127.0.0.1", port), timeout=5)
+s.sendall(b"POST /echo HTTP/1.1\r\nhost: x\r\nx-api-key: " + key + b"\r\nconnection: close\r\n"
+          b"transfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nx-api-key: " + key +
+          b"\r\nauthorization: Bearer " + key + b"\r\nx-other: kept\r\n\r\n")
+out = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    out += d
+sys.stdout.write(out.decode("latin-1").split("\r\n\r\n", 1)[-1])
+PY
+)
+assert_contains "$tr" '"x-other"' "request trailers reach the backend"
+assert_not_contains "$tr" "${KEY[plain]}" "a key sent in a trailer does not"
 
 # ---- burst: 200 at once against 50 rps with a burst of 100
 h2load -n 200 -c 4 -m 50 -H "authorization: Bearer ${KEY[bursty]}" "$(gw_url /x)" >"$T/burst" 2>&1
@@ -207,9 +249,65 @@ assert_eq 401 "$(cat "$T/file2.code")" "SIGHUP reloads the key file: a removed k
 req h1 alice2 "$(gw_url /v2/models/digits/ready)" -H "x-api-key: ${KEY[alice]}"
 assert_eq 200 "$(cat "$T/alice2.code")" "the config file's keys stay"
 
+# ---- a route's own limit, on an open route: every client together
+req h1 rl1 "$(gw_url /rl/a)"
+req h2 rl2 "$(gw_url /rl/b)"
+assert_eq "200 429" "$(cat "$T/rl1.code") $(cat "$T/rl2.code")" "route limit rps 1 burst 1: the second request is refused"
+assert_json_match "$(cat "$T/rl2.b")" error.message 'route limit of requests per second' \
+    "route limit: the message names the route's limit"
+
+# ---- the global limit: all keys together
+pick_port GWP2
+write_config "$T/gw2.json" <<JSON2
+{
+  "workers": 2,
+  "listeners": [ { "address": "127.0.0.1:$GWP2" } ],
+  "upstreams": { "echo": { "backends": [ { "address": "${BACKEND_ADDR[echo]}" } ] } },
+  "routes": [ { "match": {}, "upstream": "echo" } ],
+  "access": { "keys": [ { "name": "alice", "sha256": "${SHA[alice]}" },
+                        { "name": "plain", "sha256": "${SHA[plain]}" } ],
+              "limits": { "rps": 1, "burst": 2 } }
+}
+JSON2
+pick_port GWP3
+write_config "$T/gw3.json" <<JSON3
+{
+  "workers": 2,
+  "listeners": [ { "address": "127.0.0.1:$GWP3" } ],
+  "upstreams": { "echo": { "backends": [ { "address": "${BACKEND_ADDR[echo]}" } ] } },
+  "routes": [ { "match": {}, "upstream": "echo" } ],
+  "access": { "keys": [ { "name": "plain", "sha256": "${SHA[plain]}" },
+                        { "name": "tiny", "sha256": "${SHA[tiny]}", "limits": { "rps": 1, "burst": 2 } } ],
+              "limits": { "concurrency": 1 } }
+}
+JSON3
+start_gateway "$T/gw2.json"
+req h1 g1 "$(gw_url /x)" -H "x-api-key: ${KEY[alice]}"
+req h1 g2 "$(gw_url /x)" -H "x-api-key: ${KEY[plain]}"
+req h2 g3 "$(gw_url /x)" -H "x-api-key: ${KEY[alice]}"
+assert_eq "200 200 429" "$(cat "$T/g1.code") $(cat "$T/g2.code") $(cat "$T/g3.code")" \
+    "global limit burst 2 over two keys: the third request is refused"
+assert_json_match "$(cat "$T/g3.b")" error.message 'global limit' "global limit: the message says so"
+stop_gateway
+
+# ---- a request refused by one limit costs it nothing in another: with the
+# global concurrency taken, tiny's refusals leave its own burst of 2 whole
+start_gateway "$T/gw3.json"
+req h1 hold "$(gw_url '/slow?ms=1500')" -H "x-api-key: ${KEY[plain]}" &
+HOLD=$!
+sleep 0.3
+for i in 1 2 3; do req h1 refused$i "$(gw_url /x)" -H "x-api-key: ${KEY[tiny]}"; done
+assert_eq "429 429 429" "$(cat "$T/refused1.code") $(cat "$T/refused2.code") $(cat "$T/refused3.code")" \
+    "global concurrency 1 taken: refused"
+wait "$HOLD"
+for i in 1 2 3; do req h1 after$i "$(gw_url /x)" -H "x-api-key: ${KEY[tiny]}"; done
+assert_eq "200 200 429" "$(cat "$T/after1.code") $(cat "$T/after2.code") $(cat "$T/after3.code")" \
+    "...and cost tiny none of its burst of 2"
+stop_gateway
+
 # ---- no key in any log line
 for k in "${!KEY[@]}"; do
-    if grep -qF -- "${KEY[$k]}" "$GW_LOG" "$T"/backend-*.log "$T"/py-*.log 2>/dev/null; then
+    if grep -qF -- "${KEY[$k]}" "$T"/gateway-*.log "$T"/backend-*.log "$T"/py-*.log 2>/dev/null; then
         fail "key $k appears in a log"
     fi
 done

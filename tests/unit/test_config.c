@@ -1584,7 +1584,12 @@ static void test_access(void)
     CHECK_ERROR(KEYS("{\"name\": \"a\", \"sha256\": \"" SHA_A "\", \"routes\": [\"nope\"]}"),
                 "t.json:1:125: $.access.keys[0].routes[0]: no route is named \"nope\"");
     CHECK_ERROR(KEYS("{\"name\": \"a\", \"sha256\": \"" SHA_A "\", \"models\": [\"a/b\"]}"),
-                "t.json:1:125: $.access.keys[0].models[0]: must be model names (no '/', '?' or spaces)");
+                "t.json:1:125: $.access.keys[0].models[0]: must be model names (no '/', '?', '\\', "
+                "'\"' or spaces)");
+    CHECK_ERROR(NAMED_RT("\"auth\": \"key\", "),
+                "t.json:1:48: $.routes[0].auth: \"key\" needs $.access (the keys)");
+    CHECK_ERROR(NAMED_RT("\"rules\": [{\"key\": [\"a\"], \"upstream\": \"m\"}], "),
+                "t.json:1:58: $.routes[0].rules[0].key: needs $.access (the keys it names)");
     CHECK_ERROR(KEYS("{\"name\": \"a\", \"sha256\": \"" SHA_A "\", \"limits\": {\"burst\": 5}}"),
                 "t.json:1:134: $.access.keys[0].limits.burst: needs \"rps\"");
     CHECK_ERROR(KEYS("{\"name\": \"a\", \"sha256\": \"" SHA_A "\", \"limits\": {\"rps\": -1}}"),
@@ -1623,20 +1628,23 @@ static void test_key_file(void)
     struct fg_config *cfg = parse(ROOT("\"access\": {\"keys\": [" KEY_A "]}"), "t.json", &err);
     struct fg_api_key *keys = NULL;
     unsigned n = 0;
+    int rc;
 
     if (!CHECK(cfg != NULL))
         return;
     tmp_make(&t);
     tmp_write(&t, "keys.json", "{\"keys\": [{\"name\": \"f\", \"sha256\": \"" SHA_B "\"}]}\n");
     path = tmp_path(&t, "keys.json");
-    CHECK_INT(fg_key_file_load(cfg, path, &keys, &n, &err), 0);
+    rc = fg_key_file_load(cfg, path, &keys, &n, &err);
+    CHECK_INT(rc, 0);
     CHECK_STR(err, NULL);
     if (CHECK_UINT(n, 1))
         CHECK_STR(keys[0].name, "f");
     fg_api_keys_free(keys, n);
 
     tmp_write(&t, "keys.json", "{\"keys\": [\n  {\"name\": \"f\", \"sha256\": \"xyz\"}]}\n");
-    CHECK_INT(fg_key_file_load(cfg, path, &keys, &n, &err), -1);
+    rc = fg_key_file_load(cfg, path, &keys, &n, &err);
+    CHECK_INT(rc, -1);
     char *want = xasprintf("%s:2:27: $.keys[0].sha256: must be 64 hex digits: the SHA-256 of the "
                            "key (never the key itself)", path);
     CHECK_STR(err, want);
@@ -1644,12 +1652,14 @@ static void test_key_file(void)
     free(err);
     err = NULL;
     tmp_write(&t, "keys.json", "{\"keys\": [}\n");
-    CHECK_INT(fg_key_file_load(cfg, path, &keys, &n, &err), -1);
+    rc = fg_key_file_load(cfg, path, &keys, &n, &err);
+    CHECK_INT(rc, -1);
     CHECK(err && strstr(err, path) == err);
     free(err);
     err = NULL;
     tmp_write(&t, "keys.json", "[]\n");
-    CHECK_INT(fg_key_file_load(cfg, path, &keys, &n, &err), -1);
+    rc = fg_key_file_load(cfg, path, &keys, &n, &err);
+    CHECK_INT(rc, -1);
     want = xasprintf("%s:1:1: $: must be an object: {\"keys\": [...]}", path);
     CHECK_STR(err, want);
     free(want);

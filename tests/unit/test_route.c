@@ -295,7 +295,9 @@ static void test_geo_rules(void)
              "            {\"continent\": [\"NA\"], \"upstream\": \"na\"},"
              "            {\"asn\": [64515], \"upstream\": \"jp\"},"
              "            {\"country\": [\"unknown\"], \"upstream\": \"unk\"}],"
-             "  \"upstream\": \"stable\"}]}", db);
+             "  \"upstream\": \"stable\"}],"
+             " \"access\": {\"keys\": [{\"name\": \"team-a\", \"sha256\": \"%s\"}]}}", db,
+             "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
     struct fg_config *cfg = load(text);
     struct fg_exchange x;
     struct fg_client_info ci = {0};

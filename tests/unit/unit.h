@@ -55,15 +55,20 @@ static inline int unit_str_(const char *a, const char *b, const char *ea, const 
 /* <cond> holds. */
 #define CHECK(cond) unit_report_((cond) != 0, __FILE__, __LINE__, "CHECK(%s)", #cond)
 
-/* Signed and unsigned integers, compared and printed as 64-bit values. */
+/* Signed and unsigned integers, compared and printed as 64-bit values. Each
+ * argument is evaluated once (a call with side effects is fine). */
 #define CHECK_INT(a, b)                                                                     \
-    unit_report_((long long)(a) == (long long)(b), __FILE__, __LINE__,                      \
-                 "CHECK_INT(%s, %s): got %lld, expected %lld", #a, #b, (long long)(a),      \
-                 (long long)(b))
+    ({                                                                                      \
+        long long unit_a_ = (long long)(a), unit_b_ = (long long)(b);                       \
+        unit_report_(unit_a_ == unit_b_, __FILE__, __LINE__,                                \
+                     "CHECK_INT(%s, %s): got %lld, expected %lld", #a, #b, unit_a_, unit_b_);  \
+    })
 #define CHECK_UINT(a, b)                                                                    \
-    unit_report_((unsigned long long)(a) == (unsigned long long)(b), __FILE__, __LINE__,    \
-                 "CHECK_UINT(%s, %s): got %llu, expected %llu", #a, #b,                     \
-                 (unsigned long long)(a), (unsigned long long)(b))
+    ({                                                                                      \
+        unsigned long long unit_a_ = (unsigned long long)(a), unit_b_ = (unsigned long long)(b); \
+        unit_report_(unit_a_ == unit_b_, __FILE__, __LINE__,                                \
+                     "CHECK_UINT(%s, %s): got %llu, expected %llu", #a, #b, unit_a_, unit_b_); \
+    })
 
 /* NUL-terminated strings; NULL equals only NULL. */
 #define CHECK_STR(a, b) unit_str_((a), (b), #a, #b, __FILE__, __LINE__)
