@@ -60,7 +60,9 @@ static struct {
     struct fg_worker *workers;
     unsigned nworkers;
     _Atomic(struct fg_keyset *) current;
-    struct named_state *states;         /* main thread only */
+    /* written by the main thread only, new ones in front; read by /metrics
+     * on a worker: published with release, never freed before stop */
+    _Atomic(struct named_state *) states;
     struct stat file_seen;              /* the key file as last loaded */
     int have_file_seen;
 } A;
@@ -94,7 +96,7 @@ static struct fg_limit_state *state_for(const struct fg_api_key *k)
 {
     struct named_state *s;
 
-    for (s = A.states; s; s = s->next)
+    for (s = atomic_load(&A.states); s; s = s->next)
         if (strcmp(s->name, k->name) == 0)
             break;
     if (!s) {
@@ -102,8 +104,8 @@ static struct fg_limit_state *state_for(const struct fg_api_key *k)
             free(s);
             return NULL;
         }
-        s->next = A.states;
-        A.states = s;
+        s->next = atomic_load(&A.states);
+        atomic_store_explicit(&A.states, s, memory_order_release);
     }
     if (memcmp(&s->rps, &k->limits.rps_rate, sizeof(s->rps)) != 0) {
         fg_rate_reset(&s->state.rps);
@@ -303,16 +305,24 @@ void fg_access_stop(void)
     struct named_state *s, *next;
 
     keyset_unref(ks);
-    for (s = A.states; s; s = next) {
+    for (s = atomic_exchange(&A.states, NULL); s; s = next) {
         next = s->next;
         free(s->name);
         free(s);
     }
-    A.states = NULL;
     A.have_file_seen = 0;
     A.cfg = NULL;
     A.workers = NULL;
     A.nworkers = 0;
+}
+
+void fg_access_foreach_state(void (*fn)(const char *name, const struct fg_limit_state *s,
+                                         void *arg),
+                             void *arg)
+{
+    for (struct named_state *s = atomic_load_explicit(&A.states, memory_order_acquire); s;
+         s = s->next)
+        fn(s->name, &s->state, arg);
 }
 
 /* ---- requests ------------------------------------------------------------ */

@@ -10,6 +10,7 @@
 #include "fg/backend_state.h"
 #include "fg/exchange.h"
 #include "fg/outlier.h"
+#include "fg/stats.h"
 #include "fg/worker.h"
 
 static const char *const balance_names[] = {"least_conn", "round_robin"};
@@ -164,19 +165,41 @@ static int admin_body(struct fg_exchange *x, const char *data, size_t len)
     return 0;                   /* no endpoint takes a body: dropped */
 }
 
+/* Prometheus text format 0.0.4. */
+static void metrics(struct fg_exchange *x)
+{
+    char *text = NULL;
+    size_t len = 0;
+
+    if (fg_metrics_render(x->worker->cfg, &text, &len) < 0) {
+        free(text);
+        fg_exchange_reply_error(x, 500, "out_of_memory", "out of memory");
+        return;
+    }
+    fg_exchange_reply(x, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    free(text);
+}
+
 static void admin_end(struct fg_exchange *x)
 {
-    if (!path_is(x, "/status")) {
-        fg_exchange_reply_error(x, 404, "not_found", "no such admin endpoint (try GET /status)");
+    int is_status = path_is(x, "/status"), is_metrics = path_is(x, "/metrics");
+
+    if (!is_status && !is_metrics) {
+        fg_exchange_reply_error(x, 404, "not_found",
+                                "no such admin endpoint (try GET /status or GET /metrics)");
         return;
     }
     if (!(x->method_len == 3 && !memcmp(x->method, "GET", 3)) &&
         !(x->method_len == 4 && !memcmp(x->method, "HEAD", 4))) {
-        fg_exchange_reply_error_ex(x, 405, "method_not_allowed", "/status answers GET", "allow",
-                                   "GET, HEAD");
+        fg_exchange_reply_error_ex(x, 405, "method_not_allowed",
+                                   is_status ? "/status answers GET" : "/metrics answers GET",
+                                   "allow", "GET, HEAD");
         return;
     }
-    status(x);
+    if (is_status)
+        status(x);
+    else
+        metrics(x);
 }
 
 static void admin_nothing(struct fg_exchange *x)

@@ -15,6 +15,7 @@
 #include "fg/handler.h"
 #include "fg/health.h"
 #include "fg/log.h"
+#include "fg/stats.h"
 #include "fg/tls.h"
 #include "fg/wait_queue.h"
 #include "fg/worker.h"
@@ -72,6 +73,7 @@ int fg_daemon_run(const struct fg_config *cfg, const struct fg_app *app)
         }
     }
     fg_wait_queue_register(workers, ninit);
+    fg_stats_register(workers, ninit);
     if (fg_access_start(cfg, workers, ninit, &err) < 0) {
         fg_log_error("%s", err ? err : "out of memory");
         goto out;
@@ -129,6 +131,7 @@ out:
     /* the checker thread may kick the workers' queues: stop it first */
     fg_health_stop(health);
     fg_wait_queue_register(NULL, 0);
+    fg_stats_register(NULL, 0);
     /* freeing a worker ends its exchanges, which give their limits back */
     for (unsigned i = 0; i < ninit; i++)
         fg_worker_free(&workers[i]);

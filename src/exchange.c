@@ -8,6 +8,7 @@
 #include <event2/buffer.h>
 
 #include "fg/exchange.h"
+#include "fg/stats.h"
 #include "fg/headers.h"
 #include "fg/handler.h"
 #include "fg/request_id.h"
@@ -86,6 +87,7 @@ void fg_exchange_put(struct fg_exchange *x)
 {
     struct fg_worker *w = x->worker;
 
+    fg_stats_exchange_end(w, x);
     if (x->handler)
         x->handler->release(x);
     if (w->nfree_exchanges >= MAX_FREE_EXCHANGES) {

@@ -25,6 +25,7 @@
 #include "fg/handler.h"
 #include "fg/proxy.h"
 #include "fg/put.h"
+#include "fg/stats.h"
 #include "fg/stream.h"
 #include "fg/worker.h"
 
@@ -94,6 +95,7 @@ static void conn_free(struct h1conn *h)
     event_free(h->timer);
     fg_stream_free(h->bev);
     fg_conn_unregister(h->w, &h->base);
+    fg_stat_conn(h->w->stats, 0, h->client.tls, -1);
     free(h);
 }
 
@@ -698,6 +700,7 @@ void fg_h1_start(struct fg_worker *w, struct fg_stream *bev, const struct fg_cli
     h->w = w;
     h->bev = bev;
     h->client = *ci;
+    fg_stat_conn(w->stats, 0, ci->tls, +1);
     llhttp_init(&h->parser, HTTP_REQUEST, &request_settings);
     h->parser.data = h;
     fg_stream_setcb(bev, on_read, on_write, on_event, h);

@@ -25,6 +25,7 @@
 #include "fg/log.h"
 #include "fg/handler.h"
 #include "fg/proxy.h"
+#include "fg/stats.h"
 #include "fg/stream.h"
 #include "fg/worker.h"
 
@@ -98,6 +99,7 @@ static void conn_free(struct h2conn *h)
     nghttp2_session_del(h->session);
     fg_stream_free(h->bev);
     fg_conn_unregister(h->w, &h->base);
+    fg_stat_conn(h->w->stats, 1, h->client.tls, -1);
     free(h);
 }
 
@@ -672,6 +674,7 @@ void fg_h2_start(struct fg_worker *w, struct fg_stream *bev, const struct fg_cli
     h->bev = bev;
     h->client = *ci;
     h->client.h2 = 1;
+    fg_stat_conn(w->stats, 1, ci->tls, +1);
     TAILQ_INIT(&h->streams);
     nghttp2_submit_settings(h->session, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
     nghttp2_session_set_local_window_size(h->session, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW);

@@ -153,6 +153,7 @@ void fg_exchange_reply_hdrs(struct fg_exchange *x, int status, const char *conte
     x->status = status;
     x->resp_no_body = x->req_head_only;
     x->resp_content_length = (int64_t)len;
+    x->resp_body_bytes = x->req_head_only ? 0 : len;
     if (ct) {
         memcpy(ct, "content-type", 12);
         memcpy(ct + 12, content_type, ctlen);

@@ -87,6 +87,7 @@ static int copy_head(struct fg_exchange *m, const struct fg_exchange *x)
         return -1;
     *ci = *x->client;
     m->client = ci;
+    m->mirror_copy = 1;
     if (!(m->method = dup(m, x->method, x->method_len)) ||
         !(m->path = dup(m, x->path, x->path_len)) ||
         (x->authority && !(m->authority = dup(m, x->authority, x->authority_len))))

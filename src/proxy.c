@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -43,6 +44,13 @@
 static llhttp_settings_t response_settings;
 static pthread_once_t settings_once = PTHREAD_ONCE_INIT;
 static void init_settings(void);
+
+uint64_t fg_proxy_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* ---- writing the request ------------------------------------------------ */
 
@@ -194,6 +202,7 @@ static int bind_backend(struct fg_exchange *x, struct evbuffer *pending, int req
         b = NULL;
     }
     x->backend = b;
+    x->last_backend = b;
     x->uconn = c;
     if (pending) {
         evbuffer_add_buffer(fg_stream_output(c->bev), pending);
@@ -679,6 +688,7 @@ void fg_proxy_start(struct fg_exchange *x)
 
     pthread_once(&settings_once, init_settings);
     x->state = FG_X_UPSTREAM;
+    x->t_start_ns = fg_proxy_now_ns();
     fg_proxy_access_start(x);
     if (cfg->client.max_body_bytes && x->req_content_length >= 0 &&
         (uint64_t)x->req_content_length > cfg->client.max_body_bytes) {
@@ -917,6 +927,7 @@ static int on_headers_complete(llhttp_t *p)
     x->status = status;
     fg_headers_classify(&x->resp_headers);
     fg_proxy_access_response(x);    /* x-ratelimit-* */
+    x->t_head_ns = fg_proxy_now_ns();
     if (x->route && x->route->upstream_header)     /* names the arm taken (debugging) */
         fg_headers_add(&x->resp_headers, x->route->upstream_header,
                        x->route->upstream_header_len, x->upstream->name,
@@ -940,6 +951,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 
     if (x->usage_on)                    /* tokens per minute: usage.total_tokens */
         fg_usage_scan_feed(x->usage, at, len);
+    x->resp_body_bytes += len;
     if (x->front->send_body(x, at, len) > FG_HIGH_WATERMARK)
         x->resp_paused = 1;
     return 0;
@@ -1086,6 +1098,7 @@ void fg_proxy_on_backend_event(struct fg_uconn *c, short what)
         x->backend = NULL;              /* keep its count for the new connection */
         fg_proxy_detach(x, 0);
         x->backend = b;
+    x->last_backend = b;
         c = fg_uconn_acquire(x->worker, b, x, 0);
         if (c) {
             x->uconn = c;

@@ -119,6 +119,7 @@ int fg_wait_queue_add(struct fg_exchange *x)
         }
         q->inited = 1;
     }
+    atomic_fetch_add_explicit(&u->queue_waits, 1, memory_order_relaxed);
     x->queued = 1;
     x->queue_deadline_ms = fg_outlier_now_ms() + u->queue.timeout_ms;
     TAILQ_INSERT_TAIL(&q->waiters, x, qlink);

@@ -24,6 +24,7 @@
 #include "fg/stream.h"
 #include "fg/uconn.h"
 #include "fg/wait_queue.h"
+#include "fg/stats.h"
 #include "fg/worker.h"
 
 static char *errorf(const char *fmt, const char *a, const char *b)
@@ -113,6 +114,12 @@ int fg_worker_init(struct fg_worker *w, unsigned id, const struct fg_config *cfg
     w->app = app;
     w->stop_fd = -1;
     w->kick_fd = -1;
+    if (!(w->stats = calloc(1, sizeof(*w->stats))) || fg_stats_init(w->stats, cfg) < 0) {
+        free(w->stats);
+        w->stats = NULL;
+        *err = errorf("worker: out of memory%s%s", "", "");
+        return -1;
+    }
     TAILQ_INIT(&w->free_exchanges);
     TAILQ_INIT(&w->conns);
     TAILQ_INIT(&w->mirrors);
@@ -243,6 +250,11 @@ void fg_worker_free(struct fg_worker *w)
     }
     free(w->h2_framebuf);
     free(w->h2_nv);
+    if (w->stats) {
+        fg_stats_free(w->stats);
+        free(w->stats);
+        w->stats = NULL;
+    }
     fg_loop_free(w->loop);              /* after the last stream */
     if (w->stop_ev)
         event_free(w->stop_ev);

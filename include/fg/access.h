@@ -41,6 +41,11 @@ int fg_access_start(const struct fg_config *cfg, struct fg_worker *workers, unsi
  * to do; -1: the file could not be used (logged; the old keys stay). */
 int fg_access_reload(int force);
 
+/* Calls <fn> for every key's limit state (any thread; /metrics). */
+void fg_access_foreach_state(void (*fn)(const char *name, const struct fg_limit_state *s,
+                                         void *arg),
+                             void *arg);
+
 /* After the workers stopped. */
 void fg_access_stop(void);
 

@@ -172,7 +172,7 @@ struct fg_upstream {
     struct fg_queue_cfg queue;
     /* shared, all workers */
     _Atomic unsigned queued;        /* requests waiting in the queue now */
-    _Atomic uint64_t requests, retries, retries_refused, queue_timeouts, queue_full;
+    _Atomic uint64_t requests, retries, retries_refused, queue_timeouts, queue_full, queue_waits;
 };
 
 /* A name and a value a request must carry (header, query parameter). */

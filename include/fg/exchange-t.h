@@ -153,6 +153,13 @@ struct fg_exchange {
     struct fg_ip client_ip;
     struct fg_geo geo;
 
+    /* for the metrics and logs (stats.c) */
+    uint64_t t_start_ns;                /* the proxy took the request (monotonic) */
+    uint64_t t_head_ns;                 /* the backend's response head came */
+    uint64_t resp_body_bytes;           /* response body bytes sent on */
+    const struct fg_backend *last_backend;  /* the backend bound last */
+    unsigned mirror_copy:1;             /* a route mirror's copy: not counted */
+
     /* HTTP/2 front only: the stream and its response body on the way out */
     int32_t h2_stream_id;
     uint64_t h2_unconsumed;             /* DATA bytes not yet returned to the window */

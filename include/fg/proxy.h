@@ -11,6 +11,9 @@
 /* Upper bound on bytes queued in one direction before the other side is
  * paused, and the level at which it resumes. */
 #define FG_HIGH_WATERMARK (256 * 1024)
+
+/* CLOCK_MONOTONIC in nanoseconds (request timings). */
+uint64_t fg_proxy_now_ns(void);
 #define FG_LOW_WATERMARK (64 * 1024)
 
 /* The request head is complete (x->state FG_X_REQUEST_HEAD): route it and

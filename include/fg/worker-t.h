@@ -48,6 +48,7 @@ struct fg_worker_listener {
 };
 
 struct fg_keyset;
+struct fg_worker_stats;
 struct fg_geoip;
 
 struct fg_worker {
@@ -56,6 +57,7 @@ struct fg_worker {
     _Atomic(struct fg_keyset *) keyset_hazard;
     /* the GeoIP handle it is about to look an address up in (client_geo.c) */
     _Atomic(struct fg_geoip *) geo_hazard;
+    struct fg_worker_stats *stats;      /* counts for /metrics (stats.c) */
     pthread_t thread;
     struct event_base *base;
     struct fg_loop *loop;               /* what this thread's fg_streams share */

@@ -1,0 +1,71 @@
+/* Counters for the metrics (GET /metrics on the admin listener).
+ *
+ * Each worker counts in its own block (struct fg_worker_stats): one writer,
+ * so a count is a relaxed load and store, no locked instruction; the admin
+ * handler, on any worker, sums the blocks of all workers with relaxed loads
+ * when it is scraped. Counts shared by nature (backend health, retries,
+ * queues, limits, mirrors) are read from where they already live. */
+#ifndef FG_STATS_H
+#define FG_STATS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct fg_config;
+struct fg_exchange;
+struct fg_worker;
+
+/* Latency histogram buckets, in seconds (upper bounds; +Inf beyond). */
+#define FG_HIST_BUCKETS 14
+extern const double fg_hist_bounds[FG_HIST_BUCKETS];
+
+struct fg_hist {
+    _Atomic uint64_t bucket[FG_HIST_BUCKETS + 1];   /* not cumulative; last: +Inf */
+    _Atomic uint64_t sum_us;
+};
+
+struct fg_worker_stats {
+    unsigned nroutes, nupstreams;
+    unsigned *backend_base;             /* [upstream]: its first backend's slot */
+    /* by status class 1xx..5xx (and 0: no response) */
+    _Atomic uint64_t (*route_requests)[6];  /* [nroutes + 1]: the last is "no route" */
+    _Atomic uint64_t (*upstream_requests)[6];
+    _Atomic uint64_t (*backend_requests)[6];
+    _Atomic uint64_t *route_bytes_in, *route_bytes_out;    /* [nroutes + 1] */
+    struct fg_hist *upstream_total;     /* [nupstreams]: request start to response end */
+    struct fg_hist *upstream_ttfb;      /* [nupstreams]: request start to the backend's head */
+    _Atomic uint64_t gateway_status[600];   /* responses the gateway made itself */
+    _Atomic int64_t conns[2][2];        /* open client connections [h2][tls] */
+};
+
+/* The workers whose counts /metrics sums (daemon.c; NULL, 0 when they go). */
+void fg_stats_register(struct fg_worker *workers, unsigned n);
+
+int fg_stats_init(struct fg_worker_stats *s, const struct fg_config *cfg);
+void fg_stats_free(struct fg_worker_stats *s);
+
+/* One count, from the worker that owns <c>. */
+static inline void fg_stat_add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+static inline void fg_stat_conn(struct fg_worker_stats *s, int h2, int tls, int delta)
+{
+    if (s)
+        atomic_store_explicit(&s->conns[h2][tls],
+                              atomic_load_explicit(&s->conns[h2][tls], memory_order_relaxed) + delta,
+                              memory_order_relaxed);
+}
+
+/* An exchange of the gateway ends: counts its route, upstream, backend,
+ * status, bytes and times. */
+void fg_stats_exchange_end(struct fg_worker *w, const struct fg_exchange *x);
+
+/* The Prometheus text exposition of every worker's counts and the shared
+ * state, malloc'd into *out. 0, or -1 out of memory. */
+int fg_metrics_render(const struct fg_config *cfg, char **out, size_t *len);
+
+#endif

@@ -1,0 +1,415 @@
+/* Metrics: per-worker counts and their Prometheus text (fg/stats.h). */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fg/access.h"
+#include "fg/backend_state.h"
+#include "fg/exchange.h"
+#include "fg/outlier.h"
+#include "fg/stats.h"
+#include "fg/worker.h"
+
+const double fg_hist_bounds[FG_HIST_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                0.25,  0.5,    1,     2.5,  5,     10,  30};
+
+static struct fg_worker *all_workers;
+static unsigned nworkers;
+
+void fg_stats_register(struct fg_worker *workers, unsigned n)
+{
+    all_workers = workers;
+    nworkers = n;
+}
+
+int fg_stats_init(struct fg_worker_stats *s, const struct fg_config *cfg)
+{
+    unsigned nb = 0;
+
+    memset(s, 0, sizeof(*s));
+    s->nroutes = cfg->nroutes;
+    s->nupstreams = cfg->nupstreams;
+    if (!(s->backend_base = calloc(cfg->nupstreams + 1, sizeof(*s->backend_base))))
+        return -1;
+    for (unsigned i = 0; i < cfg->nupstreams; i++) {
+        s->backend_base[i] = nb;
+        nb += cfg->upstreams[i].nbackends;
+    }
+    s->route_requests = calloc(cfg->nroutes + 1, sizeof(*s->route_requests));
+    s->upstream_requests = calloc(cfg->nupstreams + 1, sizeof(*s->upstream_requests));
+    s->backend_requests = calloc(nb + 1, sizeof(*s->backend_requests));
+    s->route_bytes_in = calloc(cfg->nroutes + 1, sizeof(*s->route_bytes_in));
+    s->route_bytes_out = calloc(cfg->nroutes + 1, sizeof(*s->route_bytes_out));
+    s->upstream_total = calloc(cfg->nupstreams + 1, sizeof(*s->upstream_total));
+    s->upstream_ttfb = calloc(cfg->nupstreams + 1, sizeof(*s->upstream_ttfb));
+    if (!s->route_requests || !s->upstream_requests || !s->backend_requests ||
+        !s->route_bytes_in || !s->route_bytes_out || !s->upstream_total || !s->upstream_ttfb) {
+        fg_stats_free(s);
+        return -1;
+    }
+    return 0;
+}
+
+void fg_stats_free(struct fg_worker_stats *s)
+{
+    free(s->backend_base);
+    free(s->route_requests);
+    free(s->upstream_requests);
+    free(s->backend_requests);
+    free(s->route_bytes_in);
+    free(s->route_bytes_out);
+    free(s->upstream_total);
+    free(s->upstream_ttfb);
+    memset(s, 0, sizeof(*s));
+}
+
+static void hist_add(struct fg_hist *h, uint64_t us)
+{
+    double sec = (double)us / 1e6;
+    unsigned i = 0;
+
+    while (i < FG_HIST_BUCKETS && sec > fg_hist_bounds[i])
+        i++;
+    fg_stat_add(&h->bucket[i], 1);
+    fg_stat_add(&h->sum_us, us);
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void fg_stats_exchange_end(struct fg_worker *w, const struct fg_exchange *x)
+{
+    struct fg_worker_stats *s = w->stats;
+    unsigned cls = x->status >= 100 && x->status < 600 ? (unsigned)x->status / 100 : 0;
+    unsigned ri;
+
+    if (!s || !x->t_start_ns || x->mirror_copy)
+        return;                         /* not a proxied request: no head, or a copy */
+    ri = x->route ? (unsigned)(x->route - w->cfg->routes) : s->nroutes;
+    fg_stat_add(&s->route_requests[ri][cls], 1);
+    fg_stat_add(&s->route_bytes_in[ri], x->req_body_bytes);
+    fg_stat_add(&s->route_bytes_out[ri], x->resp_body_bytes);
+    if (x->resp_from_gateway && cls)
+        fg_stat_add(&s->gateway_status[x->status], 1);
+    if (x->upstream) {
+        unsigned ui = x->upstream->index;
+        uint64_t end = now_ns();
+        fg_stat_add(&s->upstream_requests[ui][cls], 1);
+        hist_add(&s->upstream_total[ui], (end - x->t_start_ns) / 1000);
+        if (x->t_head_ns)
+            hist_add(&s->upstream_ttfb[ui], (x->t_head_ns - x->t_start_ns) / 1000);
+        if (x->last_backend)
+            fg_stat_add(&s->backend_requests[s->backend_base[ui] + x->last_backend->index][cls], 1);
+    }
+}
+
+/* ---- the text ------------------------------------------------------------ */
+
+static uint64_t ld(_Atomic uint64_t *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+/* A label value: \, " and newlines escaped. */
+static void label(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"')
+            fputc('\\', f);
+        if (*s == '\n')
+            fputs("\\n", f);
+        else
+            fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static void head(FILE *f, const char *name, const char *type, const char *help)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void route_label(FILE *f, const struct fg_config *cfg, unsigned ri)
+{
+    char buf[32];
+
+    fputs("route=", f);
+    if (ri == cfg->nroutes) {
+        label(f, "(none)");
+    } else if (cfg->routes[ri].name) {
+        label(f, cfg->routes[ri].name);
+    } else {
+        snprintf(buf, sizeof(buf), "routes[%u]", ri);
+        label(f, buf);
+    }
+}
+
+static const char *const class_names[6] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
+
+static void by_class(FILE *f, const char *name, const struct fg_config *cfg, unsigned kind)
+{
+    /* kind 0: route, 1: upstream, 2: backend */
+    unsigned n = kind == 0 ? cfg->nroutes + 1 : cfg->nupstreams;
+
+    for (unsigned i = 0; i < n; i++) {
+        unsigned nb = kind == 2 ? cfg->upstreams[i].nbackends : 1;
+        for (unsigned b = 0; b < nb; b++) {
+            for (unsigned c = 0; c < 6; c++) {
+                uint64_t sum = 0;
+                for (unsigned w = 0; w < nworkers; w++) {
+                    struct fg_worker_stats *s = all_workers[w].stats;
+                    if (!s)
+                        continue;
+                    if (kind == 0)
+                        sum += ld(&s->route_requests[i][c]);
+                    else if (kind == 1)
+                        sum += ld(&s->upstream_requests[i][c]);
+                    else
+                        sum += ld(&s->backend_requests[s->backend_base[i] + b][c]);
+                }
+                if (!sum && c != 2)
+                    continue;           /* 2xx always, the rest once seen */
+                fprintf(f, "%s{", name);
+                if (kind == 0) {
+                    route_label(f, cfg, i);
+                } else {
+                    fputs("upstream=", f);
+                    label(f, cfg->upstreams[i].name);
+                    if (kind == 2) {
+                        fputs(",backend=", f);
+                        label(f, cfg->upstreams[i].backends[b].addr.text);
+                    }
+                }
+                fprintf(f, ",code=\"%s\"} %llu\n", class_names[c], (unsigned long long)sum);
+            }
+        }
+    }
+}
+
+static void histogram(FILE *f, const char *name, const struct fg_config *cfg, int ttfb)
+{
+    for (unsigned u = 0; u < cfg->nupstreams; u++) {
+        uint64_t b[FG_HIST_BUCKETS + 1] = {0}, sum_us = 0, cum = 0;
+        for (unsigned w = 0; w < nworkers; w++) {
+            struct fg_worker_stats *s = all_workers[w].stats;
+            struct fg_hist *h;
+            if (!s)
+                continue;
+            h = ttfb ? &s->upstream_ttfb[u] : &s->upstream_total[u];
+            for (unsigned i = 0; i <= FG_HIST_BUCKETS; i++)
+                b[i] += ld(&h->bucket[i]);
+            sum_us += ld(&h->sum_us);
+        }
+        for (unsigned i = 0; i <= FG_HIST_BUCKETS; i++) {
+            cum += b[i];
+            fprintf(f, "%s_bucket{upstream=", name);
+            label(f, cfg->upstreams[u].name);
+            if (i < FG_HIST_BUCKETS)
+                fprintf(f, ",le=\"%g\"} %llu\n", fg_hist_bounds[i], (unsigned long long)cum);
+            else
+                fprintf(f, ",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+        }
+        fprintf(f, "%s_sum{upstream=", name);
+        label(f, cfg->upstreams[u].name);
+        fprintf(f, "} %.6f\n%s_count{upstream=", (double)sum_us / 1e6, name);
+        label(f, cfg->upstreams[u].name);
+        fprintf(f, "} %llu\n", (unsigned long long)cum);
+    }
+}
+
+static void per_upstream(FILE *f, const char *name, const char *type, const char *help,
+                         const struct fg_config *cfg, size_t off)
+{
+    head(f, name, type, help);
+    for (unsigned u = 0; u < cfg->nupstreams; u++) {
+        const struct fg_upstream *up = &cfg->upstreams[u];
+        fprintf(f, "%s{upstream=", name);
+        label(f, up->name);
+        fprintf(f, "} %llu\n",
+                (unsigned long long)ld((_Atomic uint64_t *)((char *)up + off)));
+    }
+}
+
+static void backend_line(FILE *f, const char *name, const struct fg_upstream *u,
+                         const struct fg_backend *b, unsigned long long v)
+{
+    fprintf(f, "%s{upstream=", name);
+    label(f, u->name);
+    fputs(",backend=", f);
+    label(f, b->addr.text);
+    fprintf(f, "} %llu\n", v);
+}
+
+struct limits_ctx {
+    FILE *f;
+};
+
+static void key_refusals(const char *name, const struct fg_limit_state *st, void *arg)
+{
+    struct limits_ctx *lc = arg;
+
+    fputs("fleetgate_rate_limited_total{scope=\"key\",name=", lc->f);
+    label(lc->f, name);
+    fprintf(lc->f, "} %llu\n",
+            (unsigned long long)ld((_Atomic uint64_t *)&st->refused));
+}
+
+int fg_metrics_render(const struct fg_config *cfg, char **out, size_t *len)
+{
+    FILE *f = open_memstream(out, len);
+
+    if (!f)
+        return -1;
+    head(f, "fleetgate_build_info", "gauge", "The gateway's version.");
+    fprintf(f, "fleetgate_build_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
+
+    head(f, "fleetgate_route_requests_total", "counter",
+         "Requests by route and status class (none: no response reached the client).");
+    by_class(f, "fleetgate_route_requests_total", cfg, 0);
+    head(f, "fleetgate_upstream_requests_total", "counter", "Requests by upstream and status class.");
+    by_class(f, "fleetgate_upstream_requests_total", cfg, 1);
+    head(f, "fleetgate_backend_requests_total", "counter",
+         "Requests by the backend that served them last, and status class.");
+    by_class(f, "fleetgate_backend_requests_total", cfg, 2);
+
+    const char *bytes_names[2] = {"fleetgate_route_received_bytes_total",
+                                  "fleetgate_route_sent_bytes_total"};
+    const char *bytes_help[2] = {"Request body bytes received from clients, by route.",
+                                 "Response body bytes sent to clients, by route."};
+    for (int k = 0; k < 2; k++) {
+        head(f, bytes_names[k], "counter", bytes_help[k]);
+        for (unsigned r = 0; r <= cfg->nroutes; r++) {
+            uint64_t sum = 0;
+            for (unsigned w = 0; w < nworkers; w++) {
+                struct fg_worker_stats *s = all_workers[w].stats;
+                if (s)
+                    sum += ld(k ? &s->route_bytes_out[r] : &s->route_bytes_in[r]);
+            }
+            fprintf(f, "%s{", bytes_names[k]);
+            route_label(f, cfg, r);
+            fprintf(f, "} %llu\n", (unsigned long long)sum);
+        }
+    }
+
+    head(f, "fleetgate_upstream_request_duration_seconds", "histogram",
+         "Time from the request head to the end of the response, by upstream.");
+    histogram(f, "fleetgate_upstream_request_duration_seconds", cfg, 0);
+    head(f, "fleetgate_upstream_response_header_duration_seconds", "histogram",
+         "Time from the request head to the backend's response head (time to first byte).");
+    histogram(f, "fleetgate_upstream_response_header_duration_seconds", cfg, 1);
+
+    head(f, "fleetgate_client_connections", "gauge", "Client connections open, by protocol.");
+    for (int h2 = 0; h2 < 2; h2++) {
+        for (int tls = 0; tls < 2; tls++) {
+            int64_t sum = 0;
+            for (unsigned w = 0; w < nworkers; w++)
+                if (all_workers[w].stats)
+                    sum += atomic_load_explicit(&all_workers[w].stats->conns[h2][tls],
+                                                memory_order_relaxed);
+            fprintf(f, "fleetgate_client_connections{protocol=\"%s\",tls=\"%s\"} %lld\n",
+                    h2 ? "h2" : "http/1.1", tls ? "true" : "false", (long long)sum);
+        }
+    }
+
+    head(f, "fleetgate_gateway_responses_total", "counter",
+         "Responses the gateway made itself (refusals and errors), by status.");
+    for (unsigned st = 100; st < 600; st++) {
+        uint64_t sum = 0;
+        for (unsigned w = 0; w < nworkers; w++)
+            if (all_workers[w].stats)
+                sum += ld(&all_workers[w].stats->gateway_status[st]);
+        if (sum)
+            fprintf(f, "fleetgate_gateway_responses_total{code=\"%u\"} %llu\n", st,
+                    (unsigned long long)sum);
+    }
+
+    head(f, "fleetgate_backend_healthy", "gauge", "1 when the backend passes its health checks.");
+    for (unsigned u = 0; u < cfg->nupstreams; u++)
+        for (unsigned b = 0; b < cfg->upstreams[u].nbackends; b++)
+            backend_line(f, "fleetgate_backend_healthy", &cfg->upstreams[u],
+                         &cfg->upstreams[u].backends[b],
+                         !atomic_load(&cfg->upstreams[u].backends[b].down));
+    head(f, "fleetgate_backend_ejected", "gauge", "1 while passive checks eject the backend.");
+    for (unsigned u = 0; u < cfg->nupstreams; u++)
+        for (unsigned b = 0; b < cfg->upstreams[u].nbackends; b++)
+            backend_line(f, "fleetgate_backend_ejected", &cfg->upstreams[u],
+                         &cfg->upstreams[u].backends[b],
+                         (unsigned long long)fg_outlier_ejected(&cfg->upstreams[u].backends[b]));
+    head(f, "fleetgate_backend_ejections_total", "counter", "Times passive checks ejected the backend.");
+    for (unsigned u = 0; u < cfg->nupstreams; u++)
+        for (unsigned b = 0; b < cfg->upstreams[u].nbackends; b++)
+            backend_line(f, "fleetgate_backend_ejections_total", &cfg->upstreams[u],
+                         &cfg->upstreams[u].backends[b],
+                         atomic_load(&cfg->upstreams[u].backends[b].ejections));
+    head(f, "fleetgate_backend_active_requests", "gauge", "Requests in progress on the backend.");
+    for (unsigned u = 0; u < cfg->nupstreams; u++)
+        for (unsigned b = 0; b < cfg->upstreams[u].nbackends; b++)
+            backend_line(f, "fleetgate_backend_active_requests", &cfg->upstreams[u],
+                         &cfg->upstreams[u].backends[b],
+                         atomic_load(&cfg->upstreams[u].backends[b].active));
+
+    per_upstream(f, "fleetgate_upstream_retries_total", "counter",
+                 "Requests sent again to another backend.", cfg,
+                 offsetof(struct fg_upstream, retries));
+    per_upstream(f, "fleetgate_upstream_retries_refused_total", "counter",
+                 "Retries the retry budget refused.", cfg,
+                 offsetof(struct fg_upstream, retries_refused));
+    per_upstream(f, "fleetgate_upstream_queued_total", "counter",
+                 "Requests that waited in the admission queue.", cfg,
+                 offsetof(struct fg_upstream, queue_waits));
+    per_upstream(f, "fleetgate_upstream_queue_timeouts_total", "counter",
+                 "Requests answered 503 after waiting timeout_ms in the queue.", cfg,
+                 offsetof(struct fg_upstream, queue_timeouts));
+    per_upstream(f, "fleetgate_upstream_queue_rejected_total", "counter",
+                 "Requests answered 503 because the queue was full.", cfg,
+                 offsetof(struct fg_upstream, queue_full));
+    head(f, "fleetgate_upstream_queue_length", "gauge", "Requests waiting in the admission queue.");
+    for (unsigned u = 0; u < cfg->nupstreams; u++) {
+        fputs("fleetgate_upstream_queue_length{upstream=", f);
+        label(f, cfg->upstreams[u].name);
+        fprintf(f, "} %u\n", atomic_load(&cfg->upstreams[u].queued));
+    }
+
+    head(f, "fleetgate_rate_limited_total", "counter",
+         "Requests answered 429, by the limit that refused them (key, route or global).");
+    if (cfg->access) {
+        struct limits_ctx lc = {f};
+        fg_access_foreach_state(key_refusals, &lc);
+        fprintf(f, "fleetgate_rate_limited_total{scope=\"global\",name=\"\"} %llu\n",
+                (unsigned long long)ld((_Atomic uint64_t *)&cfg->access->global.refused));
+    }
+    for (unsigned r = 0; r < cfg->nroutes; r++) {
+        if (!cfg->routes[r].limit_state)
+            continue;
+        fputs("fleetgate_rate_limited_total{scope=\"route\",name=", f);
+        label(f, cfg->routes[r].name ? cfg->routes[r].name : "");
+        fprintf(f, "} %llu\n", (unsigned long long)ld(&cfg->routes[r].limit_state->refused));
+    }
+
+    head(f, "fleetgate_mirror_requests_total", "counter",
+         "Copies of requests for routes' mirrors, by what became of them.");
+    for (unsigned r = 0; r < cfg->nroutes; r++) {
+        struct fg_route *rt = &cfg->routes[r];
+        const char *res[4] = {"sent", "ok", "failed", "dropped"};
+        _Atomic uint64_t *v[4] = {&rt->mirror_sent, &rt->mirror_ok, &rt->mirror_failed,
+                                  &rt->mirror_dropped};
+        if (!rt->mirror)
+            continue;
+        for (int k = 0; k < 4; k++) {
+            fputs("fleetgate_mirror_requests_total{", f);
+            route_label(f, cfg, r);
+            fprintf(f, ",result=\"%s\"} %llu\n", res[k], (unsigned long long)ld(v[k]));
+        }
+    }
+    if (fclose(f) != 0)
+        return -1;
+    return 0;
+}
