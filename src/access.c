@@ -391,6 +391,8 @@ enum fg_auth_result fg_access_authenticate(struct fg_exchange *x)
         return FG_AUTH_UNKNOWN;
     x->keyset = ks;
     x->api_key = k;
+    if ((x->key_name = fg_arena_dup(&x->arena, k->name, strlen(k->name))))
+        x->key_name_len = (uint32_t)strlen(k->name);
     if (k->expires && (int64_t)time(NULL) >= k->expires)
         return FG_AUTH_EXPIRED;
     return FG_AUTH_OK;

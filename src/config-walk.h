@@ -91,6 +91,7 @@ struct field {
 #define set_file fg_cw_set_file
 #define parse_error fg_cw_parse_error
 #define load_text fg_cw_load_text
+#define abs_path fg_cw_abs_path
 
 char *vformat(const char *fmt, va_list ap);
 char *format(const char *fmt, ...) __attribute__((__format__(printf, 1, 2)));
@@ -123,6 +124,9 @@ int is_token(const char *s);
 int set_kv(struct ctx *c, json_t *v, struct fg_match_kv **out, unsigned *n, int headers);
 /* "10.0.0.0/8", "::1/128" or one address; host bits must be 0. 0 or -1. */
 int parse_cidr(const char *s, struct fg_cidr *out);
+/* <s> made absolute relative to the config's directory (malloc'd; NULL out
+ * of memory or without a current directory). */
+char *abs_path(struct ctx *c, const char *s);
 /* A readable regular file, made absolute relative to the config's directory. */
 int set_file(struct ctx *c, json_t *v, char **dst);
 /* jansson's own error (syntax, duplicate key), in the loader's format. */

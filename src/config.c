@@ -63,6 +63,7 @@ static int set_retry(struct ctx *c, json_t *v, void *base);
 static int set_retry_on(struct ctx *c, json_t *v, void *base);
 static int set_non_idempotent(struct ctx *c, json_t *v, void *base);
 static int set_admin(struct ctx *c, json_t *v, void *base);
+static int set_log(struct ctx *c, json_t *v, void *base);
 
 static const struct field retry_fields[] = {
     {.key = "retry_on", .type = FT_FN, .fn = set_retry_on},
@@ -208,6 +209,7 @@ static const struct field root_fields[] = {
     {.key = "routes", .type = FT_FN, .fn = set_routes, .flags = F_REQUIRED},
     {.key = "access", .type = FT_FN, .fn = fg_cw_set_access},      /* names routes */
     {.key = "admin", .type = FT_FN, .fn = set_admin},
+    {.key = "log", .type = FT_FN, .fn = set_log},
     {0},
 };
 
@@ -564,6 +566,41 @@ static int set_non_idempotent(struct ctx *c, json_t *v, void *base)
     if (!json_is_boolean(v))
         return fail(c, AT_VALUE, "must be true or false");
     r->non_idempotent = json_is_true(v);
+    return 0;
+}
+
+/* "log": {"access": "stderr" | FILE, "level": "debug" | "info" | "warn" | "error"} */
+static int set_log(struct ctx *c, json_t *v, void *base)
+{
+    static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
+    struct fg_config *cfg = base;
+    json_t *e;
+
+    if (!json_is_object(v))
+        return fail(c, AT_VALUE, "must be an object (access, level)");
+    if (only_keys(c, v, (const char *const[]){"access", "level", NULL}) < 0)
+        return -1;
+    if ((e = json_object_get(v, "access"))) {
+        const char *s = nonempty_string(e);
+        push_key(c, "access");
+        if (!s)
+            return fail(c, AT_VALUE, "must be \"stderr\" or a file name");
+        cfg->log.access = strcmp(s, "stderr") == 0 ? strdup(s) : abs_path(c, s);
+        if (!cfg->log.access)
+            return oom(c);
+        pop(c);
+    }
+    if ((e = json_object_get(v, "level"))) {
+        const char *s = json_is_string(e) ? json_string_value(e) : "";
+        int i = 0;
+        push_key(c, "level");
+        while (levels[i] && strcmp(levels[i], s))
+            i++;
+        if (!levels[i])
+            return fail_enum(c, levels);
+        cfg->log.level = i;
+        pop(c);
+    }
     return 0;
 }
 
@@ -966,6 +1003,7 @@ struct fg_config *fg_config_parse(const char *text, size_t len, const char *name
         fail(&c, AT_VALUE, "must be an object");
         goto fail;
     }
+    c.cfg->log.level = 1;               /* info */
     if (walk(&c, root, root_fields, c.cfg) < 0 || fg_cw_check_after(&c) < 0)
         goto fail;
     if (c.cfg->workers == 0)
@@ -1004,6 +1042,7 @@ void fg_config_free(struct fg_config *cfg)
     if (!cfg)
         return;
     fg_cw_free_access(cfg);
+    free(cfg->log.access);
     for (unsigned i = 0; i < cfg->nlisteners; i++) {
         struct fg_tls_cfg *tls = cfg->listeners[i].tls;
         if (tls) {

@@ -376,6 +376,19 @@ static const char *config_dir(struct ctx *c)
     return c->dir;
 }
 
+char *abs_path(struct ctx *c, const char *s)
+{
+    const char *dir;
+
+    if (s[0] == '/')
+        return strdup(s);
+    if (!(dir = config_dir(c)))
+        return NULL;
+    while (s[0] == '.' && s[1] == '/')
+        s += 2;
+    return format("%s/%s", dir, s);
+}
+
 int set_file(struct ctx *c, json_t *v, char **dst)
 {
     const char *s = nonempty_string(v);

@@ -10,6 +10,7 @@
 #include <openssl/ssl.h>
 
 #include "fg/access.h"
+#include "fg/access_log.h"
 #include "fg/client_geo.h"
 #include "fg/daemon.h"
 #include "fg/handler.h"
@@ -62,8 +63,13 @@ int fg_daemon_run(const struct fg_config *cfg, const struct fg_app *app)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if (fg_access_log_open(cfg, &err) < 0) {
+        fg_log_error("%s", err ? err : "out of memory");
+        goto out;
+    }
 
     for (; ninit < cfg->workers; ninit++) {
         if (fg_worker_init(&workers[ninit], ninit, cfg, app, ctxs, &err) < 0) {
@@ -119,6 +125,10 @@ int fg_daemon_run(const struct fg_config *cfg, const struct fg_app *app)
             fg_geo_reload();
             continue;
         }
+        if (sig == SIGUSR1) {
+            fg_access_log_reopen();     /* logrotate moved it */
+            continue;
+        }
         break;
     }
     fg_log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -137,6 +147,7 @@ out:
         fg_worker_free(&workers[i]);
     fg_access_stop();
     fg_geo_stop();
+    fg_access_log_close();
     free(workers);
     if (ctxs)
         free_ctxs(ctxs, cfg->nlisteners);

@@ -30,7 +30,7 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     const char *path = NULL;
-    int test_only = 0, opt, status;
+    int test_only = 0, debug = 0, opt, status;
     struct fg_config *cfg;
     char *err = NULL;
 
@@ -40,7 +40,7 @@ int main(int argc, char **argv)
         switch (opt) {
         case 'c': path = optarg; break;
         case 't': test_only = 1; break;
-        case 'd': fg_log_set_level(FG_LOG_DEBUG); break;
+        case 'd': debug = 1; fg_log_set_level(FG_LOG_DEBUG); break;
         case 'v': printf("fleetgate %s\n", PACKAGE_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -56,6 +56,8 @@ int main(int argc, char **argv)
         free(err);
         return 1;
     }
+    if (!debug)
+        fg_log_set_level((enum fg_log_level)cfg->log.level);
     if (test_only) {
         printf("configuration %s ok\n", path);
         fg_config_free(cfg);

@@ -204,6 +204,7 @@ static int bind_backend(struct fg_exchange *x, struct evbuffer *pending, int req
     x->backend = b;
     x->last_backend = b;
     x->uconn = c;
+    x->t_bind_ns = fg_proxy_now_ns();
     if (pending) {
         evbuffer_add_buffer(fg_stream_output(c->bev), pending);
         c->req_sent = req_sent;
@@ -463,6 +464,10 @@ static int rewrite_path(struct fg_exchange *x, const struct fg_route *r)
     size_t len = x->path_len;
     char *np;
 
+    if (r->rewrite_prefix || r->rewrite_model) {     /* the log shows the client's */
+        x->path_orig = x->path;
+        x->path_orig_len = x->path_len;
+    }
     if (r->rewrite_prefix) {
         size_t rest = len - r->path_prefix_len;
         if (!(np = fg_arena_alloc(&x->arena, r->rewrite_prefix_len + rest)))
@@ -1057,6 +1062,7 @@ void fg_proxy_on_backend_event(struct fg_uconn *c, short what)
     struct fg_exchange *x = c->x;
 
     if (what & BEV_EVENT_CONNECTED) {
+        x->connect_ns = fg_proxy_now_ns() - x->t_bind_ns;
         apply_phase_timeouts(x, c);
         return;
     }

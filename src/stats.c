@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "fg/access.h"
+#include "fg/access_log.h"
 #include "fg/backend_state.h"
 #include "fg/exchange.h"
 #include "fg/outlier.h"
@@ -84,7 +85,7 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-void fg_stats_exchange_end(struct fg_worker *w, const struct fg_exchange *x)
+void fg_stats_exchange_end(struct fg_worker *w, struct fg_exchange *x)
 {
     struct fg_worker_stats *s = w->stats;
     unsigned cls = x->status >= 100 && x->status < 600 ? (unsigned)x->status / 100 : 0;
@@ -108,6 +109,7 @@ void fg_stats_exchange_end(struct fg_worker *w, const struct fg_exchange *x)
         if (x->last_backend)
             fg_stat_add(&s->backend_requests[s->backend_base[ui] + x->last_backend->index][cls], 1);
     }
+    fg_access_log_exchange(w, x);
 }
 
 /* ---- the text ------------------------------------------------------------ */

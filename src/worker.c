@@ -24,6 +24,7 @@
 #include "fg/stream.h"
 #include "fg/uconn.h"
 #include "fg/wait_queue.h"
+#include "fg/access_log.h"
 #include "fg/stats.h"
 #include "fg/worker.h"
 
@@ -139,6 +140,10 @@ int fg_worker_init(struct fg_worker *w, unsigned id, const struct fg_config *cfg
         *err = errorf("worker: cannot create an event loop%s%s", "", "");
         return -1;
     }
+    if (fg_access_log_worker_init(w) < 0) {
+        *err = errorf("worker: out of memory%s%s", "", "");
+        return -1;
+    }
     w->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->stop_fd < 0 ||
         !(w->stop_ev = event_new(w->base, w->stop_fd, EV_READ | EV_PERSIST, on_stop, w)) ||
@@ -250,6 +255,7 @@ void fg_worker_free(struct fg_worker *w)
     }
     free(w->h2_framebuf);
     free(w->h2_nv);
+    fg_access_log_worker_fini(w);
     if (w->stats) {
         fg_stats_free(w->stats);
         free(w->stats);

@@ -282,6 +282,12 @@ struct fg_route {
     size_t upstream_header_len;
 };
 
+/* "log" */
+struct fg_log_cfg {
+    char *access;                   /* "stderr", an absolute path, or NULL: no access log */
+    int level;                      /* enum fg_log_level; default info */
+};
+
 struct fg_config {
     char *path;                     /* file it was loaded from */
     unsigned workers;               /* resolved: "auto" -> number of CPUs */
@@ -298,6 +304,7 @@ struct fg_config {
     struct fg_access_cfg *access;   /* "access": API keys; NULL: every route is open */
     struct fg_geoip_cfg *geoip;     /* "geoip"; NULL: none */
     struct fg_geoip *geoip_db;      /* opened at load */
+    struct fg_log_cfg log;
 };
 
 #endif

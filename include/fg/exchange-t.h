@@ -159,6 +159,12 @@ struct fg_exchange {
     uint64_t resp_body_bytes;           /* response body bytes sent on */
     const struct fg_backend *last_backend;  /* the backend bound last */
     unsigned mirror_copy:1;             /* a route mirror's copy: not counted */
+    uint64_t t_bind_ns;                 /* a backend was bound (and maybe connected to) */
+    uint64_t connect_ns;                /* how long its connection took; 0: pooled */
+    const char *key_name;               /* the API key's name (arena), for the log */
+    uint32_t key_name_len;
+    const char *path_orig;              /* the client's path, when a route rewrote it */
+    uint32_t path_orig_len;
 
     /* HTTP/2 front only: the stream and its response body on the way out */
     int32_t h2_stream_id;

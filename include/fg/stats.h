@@ -62,7 +62,7 @@ static inline void fg_stat_conn(struct fg_worker_stats *s, int h2, int tls, int 
 
 /* An exchange of the gateway ends: counts its route, upstream, backend,
  * status, bytes and times. */
-void fg_stats_exchange_end(struct fg_worker *w, const struct fg_exchange *x);
+void fg_stats_exchange_end(struct fg_worker *w, struct fg_exchange *x);
 
 /* The Prometheus text exposition of every worker's counts and the shared
  * state, malloc'd into *out. 0, or -1 out of memory. */

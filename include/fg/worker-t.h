@@ -9,6 +9,7 @@
 #include <sys/queue.h>
 #include <openssl/ssl.h>
 
+#include "fg/access_log.h"
 #include "fg/balancer.h"
 #include "fg/config-t.h"
 #include "fg/exchange-t.h"
@@ -58,6 +59,7 @@ struct fg_worker {
     /* the GeoIP handle it is about to look an address up in (client_geo.c) */
     _Atomic(struct fg_geoip *) geo_hazard;
     struct fg_worker_stats *stats;      /* counts for /metrics (stats.c) */
+    struct fg_access_log_buf access_log;    /* lines not written yet */
     pthread_t thread;
     struct event_base *base;
     struct fg_loop *loop;               /* what this thread's fg_streams share */
