@@ -1616,6 +1616,12 @@ static void test_access(void)
                 "peers whose PROXY header is believed");
     CHECK_ERROR(ROOT("\"geoip\": {\"database\": \"/nonexistent.mmdb\"}"),
                 "t.json:1:24: $.geoip.database: cannot read /nonexistent.mmdb: No such file or directory");
+    CHECK_ERROR(ROOT("\"log\": {\"level\": \"verbose\"}"),
+                "t.json:1:19: $.log.level: expected \"debug\", \"info\", \"warn\" or \"error\"");
+    CHECK_ERROR(ROOT("\"log\": {\"access\": 1}"),
+                "t.json:1:20: $.log.access: must be \"stderr\" or a file name");
+    CHECK_ERROR(ROOT("\"log\": {\"file\": \"x\"}"),
+                "t.json:1:10: $.log.file: unknown key \"file\"");
     CHECK_ERROR(ROOT("\"geoip\": {}"),
                 "t.json:1:11: $.geoip: missing required key \"database\"");
 }
