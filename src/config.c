@@ -210,6 +210,7 @@ static const struct field root_fields[] = {
     {.key = "access", .type = FT_FN, .fn = fg_cw_set_access},      /* names routes */
     {.key = "admin", .type = FT_FN, .fn = set_admin},
     {.key = "log", .type = FT_FN, .fn = set_log},
+    UINT(struct fg_config, drain_timeout_ms, 0, TIMEOUT_MAX, 30000),
     {0},
 };
 

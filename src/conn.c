@@ -40,6 +40,7 @@ void fg_conn_register(struct fg_worker *w, struct fg_client_conn *c,
                       void (*close_now)(struct fg_client_conn *c))
 {
     c->close_now = close_now;
+    c->drain = NULL;
     TAILQ_INSERT_TAIL(&w->conns, c, link);
     w->nconns++;
 }
@@ -48,6 +49,7 @@ void fg_conn_unregister(struct fg_worker *w, struct fg_client_conn *c)
 {
     TAILQ_REMOVE(&w->conns, c, link);
     w->nconns--;
+    fg_worker_conn_gone(w);
 }
 
 static void drop(struct fg_stream *bev, struct pending *p)

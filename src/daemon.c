@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -33,6 +34,48 @@ static const struct fg_app gateway_app = {
     .name = "fleetgate",
     .handler = &fg_proxy_handler,
 };
+
+static int all_exited(struct fg_worker *workers, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (!atomic_load(&workers[i].exited))
+            return 0;
+    return 1;
+}
+
+/* SIGTERM: the workers stop accepting and finish what is in progress, for
+ * at most <timeout_ms>; SIGINT meanwhile, or the timeout, cuts it short
+ * (the caller then stops them at once). */
+static void drain(struct fg_worker *workers, unsigned n, const sigset_t *set, unsigned timeout_ms)
+{
+    struct timespec start, now, tick = {.tv_sec = 0, .tv_nsec = 50 * 1000000};
+    int sig;
+
+    fg_log_info("SIGTERM: draining (no new connections; at most %u ms for those open)",
+                timeout_ms);
+    for (unsigned i = 0; i < n; i++)
+        fg_worker_drain(&workers[i]);
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        if (all_exited(workers, n)) {
+            fg_log_info("drained: stopping");
+            return;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((uint64_t)(now.tv_sec - start.tv_sec) * 1000 +
+                (uint64_t)((now.tv_nsec - start.tv_nsec) / 1000000) >= timeout_ms) {
+            fg_log_warn("drain_timeout_ms (%u) passed: closing what is still open", timeout_ms);
+            return;
+        }
+        sig = sigtimedwait(set, NULL, &tick);
+        if (sig == SIGINT) {
+            fg_log_info("SIGINT while draining: stopping now");
+            return;
+        }
+        if (sig == SIGUSR1)
+            fg_access_log_reopen();
+    }
+}
 
 int fg_daemon_run(const struct fg_config *cfg, const struct fg_app *app)
 {
@@ -131,7 +174,10 @@ int fg_daemon_run(const struct fg_config *cfg, const struct fg_app *app)
         }
         break;
     }
-    fg_log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    if (sig == SIGTERM)
+        drain(workers, nstarted, &set, cfg->drain_timeout_ms);
+    else
+        fg_log_info("SIGINT: stopping now");
     status = 0;
 out:
     for (unsigned i = 0; i < nstarted; i++)

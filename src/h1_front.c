@@ -116,6 +116,20 @@ static void conn_close_soon(struct h1conn *h)
     fg_stream_trigger(h->bev, EV_WRITE);
 }
 
+/* Graceful shutdown: an idle connection closes now; one with a request in
+ * progress answers it with "connection: close" (or closes after the
+ * response already on its way). */
+static void drain(struct fg_client_conn *c)
+{
+    struct h1conn *h = (struct h1conn *)c;
+
+    if (h->state == H1_CLOSING)
+        return;
+    h->keepalive = 0;
+    if (h->state == H1_IDLE && !evbuffer_get_length(fg_stream_input(h->bev)))
+        conn_close_soon(h);
+}
+
 static void begin_idle(struct h1conn *h)
 {
     h->state = H1_IDLE;
@@ -291,7 +305,7 @@ static int on_headers_complete(llhttp_t *p)
     x->method_len = (uint32_t)strlen(m);
     x->req_head_only = p->method == HTTP_HEAD;
     h->http10 = p->http_major == 1 && p->http_minor == 0;
-    h->keepalive = llhttp_should_keep_alive(p) != 0;
+    h->keepalive = llhttp_should_keep_alive(p) != 0 && !h->w->draining;
     fg_headers_classify(&x->req_headers);
 
     if (p->http_major != 1 || p->http_minor > 1)
@@ -697,6 +711,7 @@ void fg_h1_start(struct fg_worker *w, struct fg_stream *bev, const struct fg_cli
         return;
     }
     fg_conn_register(w, &h->base, close_now);
+    h->base.drain = drain;
     h->w = w;
     h->bev = bev;
     h->client = *ci;

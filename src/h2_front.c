@@ -108,6 +108,21 @@ static void close_now(struct fg_client_conn *c)
     conn_free((struct h2conn *)c);
 }
 
+static int flush(struct h2conn *h);
+
+/* Graceful shutdown: GOAWAY naming the last stream taken; the streams
+ * under way finish, then the connection closes (flush(), when nghttp2
+ * wants neither to read nor to write). */
+static void drain(struct fg_client_conn *c)
+{
+    struct h2conn *h = (struct h2conn *)c;
+
+    nghttp2_submit_goaway(h->session, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(h->session), NGHTTP2_NO_ERROR,
+                          NULL, 0);
+    flush(h);                           /* called from the worker's event: may free h */
+}
+
 /* Sends what nghttp2 has queued; frees the connection when it is over.
  * Only called from top-level event callbacks. Returns 0 if still open. */
 static int flush(struct h2conn *h)
@@ -670,6 +685,7 @@ void fg_h2_start(struct fg_worker *w, struct fg_stream *bev, const struct fg_cli
         return;
     }
     fg_conn_register(w, &h->base, close_now);
+    h->base.drain = drain;
     h->w = w;
     h->bev = bev;
     h->client = *ci;

@@ -38,15 +38,46 @@ static char *errorf(const char *fmt, const char *a, const char *b)
     return m;
 }
 
+static void begin_drain(struct fg_worker *w)
+{
+    struct fg_client_conn *c, *next;
+
+    if (w->draining)
+        return;
+    w->draining = 1;
+    for (unsigned i = 0; i < w->nlisteners; i++) {
+        if (w->listeners[i].evl)
+            evconnlistener_free(w->listeners[i].evl);   /* new connections are refused */
+        w->listeners[i].evl = NULL;
+    }
+    for (c = TAILQ_FIRST(&w->conns); c; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (c->drain)
+            c->drain(c);                /* may unregister (and free) c */
+        else
+            c->close_now(c);
+    }
+    fg_worker_conn_gone(w);
+}
+
+void fg_worker_conn_gone(struct fg_worker *w)
+{
+    if (w->draining && w->nconns == 0)
+        event_base_loopbreak(w->base);
+}
+
 static void on_stop(evutil_socket_t fd, short what, void *arg)
 {
     struct fg_worker *w = arg;
     uint64_t v;
 
     if (read(fd, &v, sizeof(v)) < 0) {
-        /* nothing to do: we stop either way */
+        /* nothing to do: we act on stop_mode either way */
     }
-    event_base_loopbreak(w->base);
+    if (atomic_load(&w->stop_mode) == 1)
+        begin_drain(w);
+    else
+        event_base_loopbreak(w->base);
 }
 
 static void on_kick(evutil_socket_t fd, short what, void *arg)
@@ -202,6 +233,7 @@ static void *worker_main(void *arg)
     struct fg_worker *w = arg;
 
     event_base_dispatch(w->base);
+    atomic_store(&w->exited, 1);
     return NULL;
 }
 
@@ -210,10 +242,21 @@ int fg_worker_start(struct fg_worker *w)
     return pthread_create(&w->thread, NULL, worker_main, w);
 }
 
+void fg_worker_drain(struct fg_worker *w)
+{
+    uint64_t one = 1;
+    int none = 0;
+
+    if (atomic_compare_exchange_strong(&w->stop_mode, &none, 1) && w->stop_fd >= 0 &&
+        write(w->stop_fd, &one, sizeof(one)) < 0)
+        fg_log_warn("worker %u: cannot signal drain: %s", w->id, strerror(errno));
+}
+
 void fg_worker_stop(struct fg_worker *w)
 {
     uint64_t one = 1;
 
+    atomic_store(&w->stop_mode, 2);
     if (w->stop_fd >= 0 && write(w->stop_fd, &one, sizeof(one)) < 0)
         fg_log_warn("worker %u: cannot signal stop: %s", w->id, strerror(errno));
 }
@@ -228,7 +271,8 @@ void fg_worker_free(struct fg_worker *w)
     const struct fg_config *cfg = w->cfg;
 
     for (unsigned i = 0; i < w->nlisteners; i++)
-        evconnlistener_free(w->listeners[i].evl);
+        if (w->listeners[i].evl)
+            evconnlistener_free(w->listeners[i].evl);
     /* the loop has stopped: close what is still open, so nothing leaks */
     while (!TAILQ_EMPTY(&w->conns))
         TAILQ_FIRST(&w->conns)->close_now(TAILQ_FIRST(&w->conns));

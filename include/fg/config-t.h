@@ -305,6 +305,7 @@ struct fg_config {
     struct fg_geoip_cfg *geoip;     /* "geoip"; NULL: none */
     struct fg_geoip *geoip_db;      /* opened at load */
     struct fg_log_cfg log;
+    unsigned drain_timeout_ms;      /* SIGTERM: how long open connections may finish; default 30000 */
 };
 
 #endif

@@ -30,6 +30,9 @@ TAILQ_HEAD(fg_uconn_list, fg_uconn);
 struct fg_client_conn {
     TAILQ_ENTRY(fg_client_conn) link;
     void (*close_now)(struct fg_client_conn *c);
+    /* graceful shutdown: finish what is in progress, take nothing new, then
+     * close (NULL: close now) */
+    void (*drain)(struct fg_client_conn *c);
 };
 TAILQ_HEAD(fg_client_conn_list, fg_client_conn);
 TAILQ_HEAD(fg_exchange_list, fg_exchange);
@@ -74,6 +77,9 @@ struct fg_worker {
     int kick_fd;                        /* eventfd: a backend slot freed; drain wait queues */
     struct event *kick_ev;
     _Atomic int kick_pending;           /* a kick is on its way: no second write */
+    _Atomic int stop_mode;              /* what stop_fd asks: 1 drain, 2 stop now */
+    _Atomic int exited;                 /* the thread's loop has returned */
+    int draining;                       /* worker thread: no listeners, closing as conns finish */
 
     struct fg_rng rng;
     struct fg_exchange_list free_exchanges;

@@ -11,6 +11,13 @@ int fg_worker_init(struct fg_worker *w, unsigned id, const struct fg_config *cfg
                    const struct fg_app *app, SSL_CTX **ssl_ctxs, char **err);
 int fg_worker_start(struct fg_worker *w);       /* spawns the thread */
 void fg_worker_stop(struct fg_worker *w);       /* any thread: asks it to stop */
+/* Any thread: asks it to close its listeners, let its connections finish
+ * what they are doing (HTTP/2: GOAWAY; HTTP/1.1: close after the response),
+ * and stop when none is left. */
+void fg_worker_drain(struct fg_worker *w);
+/* Worker thread: a client connection was unregistered; stops a draining
+ * worker when it was the last. */
+void fg_worker_conn_gone(struct fg_worker *w);
 void fg_worker_join(struct fg_worker *w);
 void fg_worker_free(struct fg_worker *w);
 

@@ -538,6 +538,15 @@ start_gateway() {
     local cfg=$1 port
     [ -x "$FG_GATEWAY" ] || die "gateway $FG_GATEWAY is not built"
     port=$(config_port "$cfg") || die "no listener port in $cfg"
+    # SIGTERM drains for drain_timeout_ms (default 30 s): tests that do not
+    # say otherwise get 2 s, within stop_gateway's bound
+    $PY - "$cfg" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+if "drain_timeout_ms" not in c:
+    c["drain_timeout_ms"] = 2000
+    json.dump(c, open(sys.argv[1], "w"), indent=1)
+EOF
     FG_NGW=$((FG_NGW + 1))
     GW_LOG=$T/gateway-$FG_NGW.log
     "$FG_GATEWAY" -c "$cfg" >"$GW_LOG" 2>&1 &
@@ -564,6 +573,27 @@ stop_gateway() {
         1) fail "gateway did not stop within 5 s of SIGTERM" ;;
         2) fail "gateway was not running any more when it was to be stopped (exit status $FG_STOP_STATUS)" ;;
     esac
+    for g in "${FG_GW_PIDS[@]}"; do [ "$g" != "$pid" ] && new+=("$g"); done
+    FG_GW_PIDS=("${new[@]}")
+    GW_PID=
+}
+
+# gateway_exits [SECONDS]: the last gateway started must exit by itself
+# (after a signal the test sent) within SECONDS (default 10); sets
+# FG_STOP_STATUS to its exit status.
+gateway_exits() {
+    local pid=$GW_PID secs=${1:-10} i g new=()
+    for ((i = 0; i < secs * 20; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" == Z ] && break
+        sleep 0.05
+    done
+    if kill -0 "$pid" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]; then
+        fail "gateway did not exit within $secs s"
+        stop_pid "$pid" 1
+    else
+        wait "$pid" 2>/dev/null; FG_STOP_STATUS=$?
+    fi
     for g in "${FG_GW_PIDS[@]}"; do [ "$g" != "$pid" ] && new+=("$g"); done
     FG_GW_PIDS=("${new[@]}")
     GW_PID=
