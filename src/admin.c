@@ -6,7 +6,14 @@
 
 #include <jansson.h>
 
+#include <stdio.h>
+
+#include <event2/buffer.h>
+
 #include "fg/admin.h"
+#include "fg/admin_api.h"
+#include "fg/config.h"
+#include "fg/log.h"
 #include "fg/backend_state.h"
 #include "fg/exchange.h"
 #include "fg/outlier.h"
@@ -44,8 +51,13 @@ static const char *backend_state(const struct fg_backend *b, const struct fg_bac
         snprintf(why, size, "at max_requests (%u)", b->max_requests);
         return "full";
     }
-    if ((w = fg_backend_weight_now(b)) < b->weight * 100) {
-        snprintf(why, size, "slow start: %u%% of its weight", w / b->weight);
+    if (atomic_load(&m->draining)) {
+        snprintf(why, size, "drained through the admin API");
+        return "draining";
+    }
+    unsigned full = atomic_load(&m->weight_rt) ? atomic_load(&m->weight_rt) : b->weight;
+    if ((w = fg_backend_weight_now(b)) < full * 100) {
+        snprintf(why, size, "slow start: %u%% of its weight", w / full);
         return "warming";
     }
     return "up";
@@ -68,7 +80,10 @@ static json_t *backend_json(const struct fg_backend *b)
     json_object_set_new(o, "state", json_string(state));
     if (why[0])
         json_object_set_new(o, "why", json_string(why));
-    json_object_set_new(o, "weight", json_integer(b->weight));
+    json_object_set_new(o, "weight", json_integer(atomic_load(&m->weight_rt) ? atomic_load(&m->weight_rt)
+                                                                         : b->weight));
+    json_object_set_new(o, "configured_weight", json_integer(b->weight));
+    json_object_set_new(o, "draining", json_boolean(atomic_load(&m->draining)));
     json_object_set_new(o, "effective_weight", json_real(fg_backend_weight_now(b) / 100.0));
     json_object_set_new(o, "active", json_integer(atomic_load(&m->active)));
     json_object_set_new(o, "max_requests", json_integer(b->max_requests));
@@ -143,6 +158,23 @@ static void status(struct fg_exchange *x)
     for (unsigned i = 0; i < cfg->nupstreams; i++)
         json_object_set_new(ups, cfg->upstreams[i].name, upstream_json(&cfg->upstreams[i]));
     json_object_set_new(doc, "upstreams", ups);
+    /* routes with a split: the weights in use (the admin API may have set them) */
+    json_t *routes = json_object();
+    for (unsigned i = 0; i < cfg->nroutes; i++) {
+        const struct fg_route *r = &cfg->routes[i];
+        const struct fg_split_weights *rt;
+        json_t *arms;
+        if (!r->split || !r->name)
+            continue;
+        rt = atomic_load(&r->split->rt);
+        arms = json_object();
+        for (unsigned a = 0; a < r->split->narms; a++)
+            json_object_set_new(arms, r->split->arms[a].upstream->name,
+                                json_integer(rt ? rt->weight[a] : r->split->arms[a].weight));
+        json_object_set_new(routes, r->name, json_pack("{s:o, s:b}", "split_weights", arms,
+                                                       "set_at_run_time", rt != NULL));
+    }
+    json_object_set_new(doc, "routes", routes);
     reply_json(x, 200, doc);
 }
 
@@ -157,12 +189,6 @@ static int path_is(const struct fg_exchange *x, const char *p)
 static void admin_start(struct fg_exchange *x)
 {
     x->state = FG_X_UPSTREAM;
-}
-
-static int admin_body(struct fg_exchange *x, const char *data, size_t len)
-{
-    (void)x, (void)data, (void)len;
-    return 0;                   /* no endpoint takes a body: dropped */
 }
 
 /* Prometheus text format 0.0.4. */
@@ -180,26 +206,170 @@ static void metrics(struct fg_exchange *x)
     free(text);
 }
 
+#define ADMIN_BODY_MAX 65536
+
+static int admin_body(struct fg_exchange *x, const char *data, size_t len)
+{
+    struct evbuffer *b = x->handler_data;
+
+    if (x->state != FG_X_UPSTREAM)
+        return 0;
+    if (!b && !(b = x->handler_data = evbuffer_new()))
+        return 0;
+    if (evbuffer_get_length(b) + len > ADMIN_BODY_MAX) {
+        fg_exchange_reply_error(x, 413, "body_too_large", "admin requests take at most 64 KiB");
+        return 0;
+    }
+    evbuffer_add(b, data, len);
+    return 0;
+}
+
+/* The next segment of <path> at *pos, percent-decoded into <out> (names may
+ * hold anything, "/" written %2F). 0, or -1 when there is none or it is
+ * malformed. */
+static int segment(const char *path, size_t len, size_t *pos, char *out, size_t size)
+{
+    size_t i = *pos, n = 0;
+
+    if (i >= len || path[i] != '/')
+        return -1;
+    for (i++; i < len && path[i] != '/' && path[i] != '?'; i++) {
+        char ch = path[i];
+        if (ch == '%') {
+            unsigned v;
+            if (i + 2 >= len + 0 || sscanf(path + i + 1, "%2x", &v) != 1)
+                return -1;
+            ch = (char)v;
+            i += 2;
+        }
+        if (n + 1 >= size || ch == '\0')
+            return -1;
+        out[n++] = ch;
+    }
+    out[n] = '\0';
+    *pos = i;
+    return n ? 0 : -1;
+}
+
+static int is_method(const struct fg_exchange *x, const char *m)
+{
+    return x->method_len == strlen(m) && !memcmp(x->method, m, x->method_len);
+}
+
+static void not_allowed(struct fg_exchange *x, const char *allow)
+{
+    char msg[96];
+
+    snprintf(msg, sizeof(msg), "this admin endpoint answers %s", allow);
+    fg_exchange_reply_error_ex(x, 405, "method_not_allowed", msg, "allow", allow);
+}
+
+static const char *body_of(struct fg_exchange *x, size_t *len)
+{
+    struct evbuffer *b = x->handler_data;
+
+    *len = b ? evbuffer_get_length(b) : 0;
+    return *len ? (const char *)evbuffer_pullup(b, -1) : "";
+}
+
+/* POST /upstreams/NAME/backends/ADDRESS and POST /routes/NAME/split */
+static void change(struct fg_exchange *x)
+{
+    const struct fg_config *cfg = x->worker->cfg;
+    size_t pos = 0, len, plen = x->path_len;
+    char a[256], b[256], c[256], d[256], err[256];
+    const char *body;
+
+    if (segment(x->path, plen, &pos, a, sizeof a) < 0 || segment(x->path, plen, &pos, b, sizeof b) < 0 ||
+        segment(x->path, plen, &pos, c, sizeof c) < 0) {
+        fg_exchange_reply_error(x, 404, "not_found", "no such admin endpoint");
+        return;
+    }
+    if (!strcmp(a, "routes") && !strcmp(c, "split") && pos == plen) {
+        unsigned i = 0;
+        while (i < cfg->nroutes && !(cfg->routes[i].name && !strcmp(cfg->routes[i].name, b)))
+            i++;
+        if (i == cfg->nroutes || !cfg->routes[i].split) {
+            fg_exchange_reply_error(x, 404, "not_found", i == cfg->nroutes ? "no route has that name"
+                                                                         : "that route has no split");
+            return;
+        }
+        if (!is_method(x, "POST")) {
+            not_allowed(x, "POST");
+            return;
+        }
+        body = body_of(x, &len);
+        if (fg_admin_set_split(cfg->routes[i].split, body, len, err, sizeof err) < 0) {
+            fg_exchange_reply_error(x, 400, "bad_request", err);
+            return;
+        }
+        fg_log_info("admin: route %s: split weights changed", b);
+        status(x);
+        return;
+    }
+    if (!strcmp(a, "upstreams") && !strcmp(c, "backends") &&
+        segment(x->path, plen, &pos, d, sizeof d) == 0 && pos == plen) {
+        struct fg_upstream *u = fg_config_upstream(cfg, b);
+        struct fg_backend *be = NULL;
+        for (unsigned i = 0; u && i < u->nbackends; i++)
+            if (!strcmp(u->backends[i].addr.text, d))
+                be = &u->backends[i];
+        if (!be) {
+            fg_exchange_reply_error(x, 404, "not_found", u ? "the upstream has no such backend"
+                                                           : "no such upstream");
+            return;
+        }
+        if (!is_method(x, "POST")) {
+            not_allowed(x, "POST");
+            return;
+        }
+        body = body_of(x, &len);
+        if (fg_admin_set_backend(be, body, len, err, sizeof err) < 0) {
+            fg_exchange_reply_error(x, 400, "bad_request", err);
+            return;
+        }
+        fg_log_info("admin: upstream %s: backend %s: weight %u%s", b, d,
+                    atomic_load(&be->weight_rt) ? atomic_load(&be->weight_rt) : be->weight,
+                    atomic_load(&be->draining) ? ", draining" : "");
+        status(x);
+        return;
+    }
+    fg_exchange_reply_error(x, 404, "not_found", "no such admin endpoint");
+}
+
 static void admin_end(struct fg_exchange *x)
 {
     int is_status = path_is(x, "/status"), is_metrics = path_is(x, "/metrics");
+    int is_config = path_is(x, "/config");
 
-    if (!is_status && !is_metrics) {
-        fg_exchange_reply_error(x, 404, "not_found",
-                                "no such admin endpoint (try GET /status or GET /metrics)");
+    if (x->state != FG_X_UPSTREAM)
+        return;                         /* answered already (413) */
+    if (!fg_admin_authorized(x)) {
+        fg_exchange_reply_error_ex(x, 401, "unauthorized", "the admin API needs its bearer token",
+                                   "www-authenticate", "Bearer realm=\"fleetgate-admin\"");
         return;
     }
-    if (!(x->method_len == 3 && !memcmp(x->method, "GET", 3)) &&
-        !(x->method_len == 4 && !memcmp(x->method, "HEAD", 4))) {
-        fg_exchange_reply_error_ex(x, 405, "method_not_allowed",
-                                   is_status ? "/status answers GET" : "/metrics answers GET",
-                                   "allow", "GET, HEAD");
+    if (!is_status && !is_metrics && !is_config) {
+        change(x);
         return;
     }
-    if (is_status)
+    if (!is_method(x, "GET") && !is_method(x, "HEAD")) {
+        not_allowed(x, "GET, HEAD");
+        return;
+    }
+    if (is_status) {
         status(x);
-    else
+    } else if (is_metrics) {
         metrics(x);
+    } else {
+        char *text = fg_admin_config_json(x->worker->cfg);
+        if (!text) {
+            fg_exchange_reply_error(x, 500, "out_of_memory", "out of memory");
+            return;
+        }
+        fg_exchange_reply(x, 200, "application/json", text, strlen(text));
+        free(text);
+    }
 }
 
 static void admin_nothing(struct fg_exchange *x)
@@ -207,10 +377,18 @@ static void admin_nothing(struct fg_exchange *x)
     (void)x;
 }
 
+static void admin_release(struct fg_exchange *x)
+{
+    if (x->handler_data) {
+        evbuffer_free(x->handler_data);
+        x->handler_data = NULL;
+    }
+}
+
 const struct fg_handler_ops fg_admin_handler = {
     .start = admin_start,
     .request_body = admin_body,
     .request_end = admin_end,
     .resume = admin_nothing,
-    .release = admin_nothing,
+    .release = admin_release,
 };

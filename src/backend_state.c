@@ -16,7 +16,8 @@ int fg_backend_available(const struct fg_backend *b)
     struct fg_backend *m = (struct fg_backend *)b;
     uint64_t busy;
 
-    if (atomic_load_explicit(&m->down, memory_order_relaxed) || fg_outlier_ejected(b))
+    if (atomic_load_explicit(&m->down, memory_order_relaxed) || fg_outlier_ejected(b) ||
+        atomic_load_explicit(&m->draining, memory_order_relaxed))
         return 0;
     busy = atomic_load_explicit(&m->busy_until_ms, memory_order_relaxed);
     return !busy || fg_outlier_now_ms() >= busy;

@@ -614,9 +614,23 @@ static int set_admin(struct ctx *c, json_t *v, void *base)
 
     if (!json_is_object(v))
         return fail(c, AT_VALUE, "must be an object (e.g. {\"address\": \"127.0.0.1:9901\"})");
-    if (only_keys(c, v, (const char *const[]){"address", NULL}) < 0)
+    if (only_keys(c, v, (const char *const[]){"address", "token_sha256", NULL}) < 0)
         return -1;
     cfg->admin.backlog = 511;
+    if ((a = json_object_get(v, "token_sha256"))) {
+        const char *s = json_is_string(a) ? json_string_value(a) : "";
+        push_key(c, "token_sha256");
+        if (strlen(s) != 64)
+            return fail(c, AT_VALUE, "must be 64 hex digits: the SHA-256 of the token");
+        for (int i = 0; i < 32; i++) {
+            unsigned hi, lo;
+            if (sscanf(s + 2 * i, "%1x%1x", &hi, &lo) != 2)
+                return fail(c, AT_VALUE, "must be 64 hex digits: the SHA-256 of the token");
+            cfg->admin_token[i] = (unsigned char)(hi << 4 | lo);
+        }
+        cfg->admin_token_set = 1;
+        pop(c);
+    }
     if ((a = json_object_get(v, "address"))) {
         push_key(c, "address");
         if (set_field(c, &listener_fields[0], a, &cfg->admin) < 0)
@@ -1005,6 +1019,10 @@ struct fg_config *fg_config_parse(const char *text, size_t len, const char *name
         goto fail;
     }
     c.cfg->log.level = 1;               /* info */
+    if (!(c.cfg->source = strndup(text, len))) {
+        oom(&c);
+        goto fail;
+    }
     if (walk(&c, root, root_fields, c.cfg) < 0 || fg_cw_check_after(&c) < 0)
         goto fail;
     if (c.cfg->workers == 0)
@@ -1044,6 +1062,7 @@ void fg_config_free(struct fg_config *cfg)
         return;
     fg_cw_free_access(cfg);
     free(cfg->log.access);
+    free(cfg->source);
     for (unsigned i = 0; i < cfg->nlisteners; i++) {
         struct fg_tls_cfg *tls = cfg->listeners[i].tls;
         if (tls) {
@@ -1101,6 +1120,11 @@ void fg_config_free(struct fg_config *cfg)
         if (r->split) {
             free(r->split->sticky_name);
             free(r->split->arms);
+            free(atomic_load(&r->split->rt));
+            for (struct fg_split_weights *o = r->split->retired, *n; o; o = n) {
+                n = o->next_retired;
+                free(o);
+            }
             free(r->split);
         }
     }

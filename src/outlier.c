@@ -79,7 +79,8 @@ void fg_outlier_success(struct fg_backend *b)
 
 unsigned fg_backend_weight_now(const struct fg_backend *b)
 {
-    unsigned full = b->weight * 100, ss = b->upstream->slow_start_ms;
+    unsigned rt = atomic_load_explicit(&((struct fg_backend *)b)->weight_rt, memory_order_relaxed);
+    unsigned full = (rt ? rt : b->weight) * 100, ss = b->upstream->slow_start_ms;
     uint64_t since, ej, now, w;
 
     if (!ss)

@@ -384,5 +384,14 @@ struct fg_upstream *fg_route_upstream(const struct fg_route *r, const struct fg_
         return r->upstream;
     id = identity(sp, x, &len);
     h = id ? fg_split_hash(id, len) : fg_rng_next(rng);
+    const struct fg_split_weights *rt = atomic_load_explicit(&((struct fg_split *)sp)->rt,
+                                                             memory_order_acquire);
+    if (rt) {                           /* weights from the admin API */
+        uint64_t point = (uint64_t)(((unsigned __int128)h * rt->total) >> 64), acc = 0;
+        for (unsigned i = 0; i < sp->narms; i++)
+            if (point < (acc += rt->weight[i]))
+                return sp->arms[i].upstream;
+        return sp->arms[sp->narms - 1].upstream;
+    }
     return sp->arms[fg_split_arm_of(sp, h)].upstream;
 }

@@ -70,7 +70,11 @@ struct fg_geoip;
 
 struct fg_backend {
     struct fg_addr addr;
-    unsigned weight;                /* 1..1000, default 1 */
+    unsigned weight;                /* 1..1000, default 1: the configuration's */
+    /* shared, set through the admin API (admin_api.c): a weight in place of
+     * the configuration's (0: none), and draining (no new requests) */
+    _Atomic unsigned weight_rt;
+    _Atomic int draining;
     unsigned index;                 /* position in upstream->backends */
     struct fg_upstream *upstream;   /* owner */
     /* shared: requests currently assigned to this backend, all workers */
@@ -203,6 +207,17 @@ struct fg_split {
     struct fg_split_arm *arms;
     unsigned narms;
     uint64_t total;                 /* sum of the weights, > 0 */
+    /* weights set through the admin API in place of the arms' (NULL: the
+     * configuration's); replaced whole, the old ones kept until the
+     * configuration is freed (a request may still be reading them) */
+    _Atomic(struct fg_split_weights *) rt;
+    struct fg_split_weights *retired;
+};
+
+struct fg_split_weights {
+    struct fg_split_weights *next_retired;
+    uint64_t total;
+    unsigned weight[];              /* [narms] */
 };
 
 /* A gray-release rule: when every condition given holds, the request goes
@@ -301,6 +316,9 @@ struct fg_config {
     /* "admin": the admin listener (GET /status); never TLS */
     int admin_enabled;
     struct fg_listener_cfg admin;
+    int admin_token_set;            /* "admin": {"token_sha256"} */
+    unsigned char admin_token[32];
+    char *source;                   /* the JSON text loaded (GET /config) */
     struct fg_access_cfg *access;   /* "access": API keys; NULL: every route is open */
     struct fg_geoip_cfg *geoip;     /* "geoip"; NULL: none */
     struct fg_geoip *geoip_db;      /* opened at load */

@@ -1622,6 +1622,10 @@ static void test_access(void)
                 "t.json:1:20: $.log.access: must be \"stderr\" or a file name");
     CHECK_ERROR(ROOT("\"log\": {\"file\": \"x\"}"),
                 "t.json:1:10: $.log.file: unknown key \"file\"");
+    CHECK_ERROR(ROOT("\"admin\": {\"token_sha256\": \"secret\"}"),
+                "t.json:1:28: $.admin.token_sha256: must be 64 hex digits: the SHA-256 of the token");
+    CHECK_ERROR(ROOT("\"drain_timeout_ms\": -1"),
+                "t.json:1:22: $.drain_timeout_ms: must be an integer in 0..86400000");
     CHECK_ERROR(ROOT("\"geoip\": {}"),
                 "t.json:1:11: $.geoip: missing required key \"database\"");
 }
