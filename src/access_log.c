@@ -6,10 +6,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -25,6 +27,8 @@
 #define FLUSH_MS 1000                   /* else within a second */
 
 static int log_fd = -1;                 /* shared by the workers; replaced by dup2() */
+static int log_is_file;                 /* else a pipe or a terminal: writes of whole lines
+                                           up to PIPE_BUF, which the kernel keeps whole */
 static char *log_path;                  /* NULL: stderr */
 
 static int open_file(const char *path, char **err)
@@ -46,9 +50,12 @@ int fg_access_log_open(const struct fg_config *cfg, char **err)
     if (!path)
         return 0;
     if (strcmp(path, "stderr") == 0) {
+        struct stat st;
         log_fd = STDERR_FILENO;
+        log_is_file = fstat(log_fd, &st) == 0 && S_ISREG(st.st_mode);
         return 0;
     }
+    log_is_file = 1;
     if ((log_fd = open_file(path, err)) < 0)
         return -1;
     if (!(log_path = strdup(path))) {
@@ -93,13 +100,32 @@ void fg_access_log_close(void)
 
 /* ---- per worker ---------------------------------------------------------- */
 
+/* How much of buf[0..len) one write() may take: all of it for a file
+ * (O_APPEND keeps it whole), else whole lines up to PIPE_BUF (one longer
+ * line alone). */
+static size_t chunk(const char *buf, size_t len)
+{
+    size_t end = 0;
+
+    if (log_is_file || len <= PIPE_BUF)
+        return len;
+    for (size_t i = 0; i < PIPE_BUF; i++)
+        if (buf[i] == '\n')
+            end = i + 1;
+    if (!end) {
+        const char *nl = memchr(buf, '\n', len);
+        end = nl ? (size_t)(nl - buf) + 1 : len;
+    }
+    return end;
+}
+
 static void flush(struct fg_worker *w)
 {
     struct fg_access_log_buf *b = &w->access_log;
     size_t off = 0;
 
     while (off < b->len) {
-        ssize_t n = write(log_fd, b->buf + off, b->len - off);
+        ssize_t n = write(log_fd, b->buf + off, chunk(b->buf + off, b->len - off));
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -219,9 +245,12 @@ void fg_access_log_exchange(struct fg_worker *w, struct fg_exchange *x)
     const char *route = x->route && x->route->name ? x->route->name : NULL;
     const char *up = x->upstream ? x->upstream->name : NULL;
     const char *be = x->last_backend ? x->last_backend->addr.text : NULL;
+    const char *path = x->path_orig ? x->path_orig : x->path;
+    size_t path_len = x->path_orig ? x->path_orig_len : x->path_len;
+    /* every string is escaped into at most 6 bytes per byte, plus quotes */
     size_t strs = strlen(ts) + x->request_id_len + (x->client ? strlen(x->client->addr) : 0) +
-                  x->key_name_len + x->method_len + x->path_len + (route ? strlen(route) : 0) +
-                  (up ? strlen(up) : 0) + (be ? strlen(be) : 0) + 8;
+                  x->key_name_len + x->method_len + path_len + (route ? strlen(route) : 0) +
+                  (up ? strlen(up) : 0) + (be ? strlen(be) : 0) + (country ? strlen(country) : 0) + 8;
     need = 6 * strs + 512;
     if (!(p = room(w, need)))
         return;
@@ -246,8 +275,7 @@ void fg_access_log_exchange(struct fg_worker *w, struct fg_exchange *x)
     FIELD("method");
     n += json_str(p + n, x->method, x->method_len);
     FIELD("path");
-    n += json_str(p + n, x->path_orig ? x->path_orig : x->path,
-                  x->path_orig ? x->path_orig_len : x->path_len);
+    n += json_str(p + n, path, path_len);
     FIELD("protocol");
     n += (size_t)sprintf(p + n, "\"%s\"", x->client && x->client->h2 ? "HTTP/2" : "HTTP/1.1");
     FIELD("tls");

@@ -224,6 +224,17 @@ static int admin_body(struct fg_exchange *x, const char *data, size_t len)
     return 0;
 }
 
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
 /* The next segment of <path> at *pos, percent-decoded into <out> (names may
  * hold anything, "/" written %2F). 0, or -1 when there is none or it is
  * malformed. */
@@ -236,10 +247,10 @@ static int segment(const char *path, size_t len, size_t *pos, char *out, size_t 
     for (i++; i < len && path[i] != '/' && path[i] != '?'; i++) {
         char ch = path[i];
         if (ch == '%') {
-            unsigned v;
-            if (i + 2 >= len + 0 || sscanf(path + i + 1, "%2x", &v) != 1)
+            int hi = i + 2 < len ? hexval(path[i + 1]) : -1, lo = i + 2 < len ? hexval(path[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
                 return -1;
-            ch = (char)v;
+            ch = (char)(hi << 4 | lo);
             i += 2;
         }
         if (n + 1 >= size || ch == '\0')

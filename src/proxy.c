@@ -1104,7 +1104,8 @@ void fg_proxy_on_backend_event(struct fg_uconn *c, short what)
         x->backend = NULL;              /* keep its count for the new connection */
         fg_proxy_detach(x, 0);
         x->backend = b;
-    x->last_backend = b;
+        x->last_backend = b;
+        x->t_bind_ns = fg_proxy_now_ns();
         c = fg_uconn_acquire(x->worker, b, x, 0);
         if (c) {
             x->uconn = c;

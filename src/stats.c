@@ -10,7 +10,9 @@
 #include "fg/access_log.h"
 #include "fg/backend_state.h"
 #include "fg/exchange.h"
+#include "fg/handler.h"
 #include "fg/outlier.h"
+#include "fg/proxy.h"
 #include "fg/stats.h"
 #include "fg/worker.h"
 
@@ -91,8 +93,18 @@ void fg_stats_exchange_end(struct fg_worker *w, struct fg_exchange *x)
     unsigned cls = x->status >= 100 && x->status < 600 ? (unsigned)x->status / 100 : 0;
     unsigned ri;
 
-    if (!s || !x->t_start_ns || x->mirror_copy)
-        return;                         /* not a proxied request: no head, or a copy */
+    if (!s || x->mirror_copy)
+        return;
+    if (!x->t_start_ns) {
+        /* refused while its head was read (400, 408, 413, 431, 505...):
+         * no route; counted, not logged (it may have no method or path) */
+        if (x->client && x->client->handler == &fg_proxy_handler && x->resp_from_gateway &&
+            cls) {
+            fg_stat_add(&s->route_requests[s->nroutes][cls], 1);
+            fg_stat_add(&s->gateway_status[x->status], 1);
+        }
+        return;
+    }
     ri = x->route ? (unsigned)(x->route - w->cfg->routes) : s->nroutes;
     fg_stat_add(&s->route_requests[ri][cls], 1);
     fg_stat_add(&s->route_bytes_in[ri], x->req_body_bytes);
@@ -106,7 +118,9 @@ void fg_stats_exchange_end(struct fg_worker *w, struct fg_exchange *x)
         hist_add(&s->upstream_total[ui], (end - x->t_start_ns) / 1000);
         if (x->t_head_ns)
             hist_add(&s->upstream_ttfb[ui], (x->t_head_ns - x->t_start_ns) / 1000);
-        if (x->last_backend)
+        /* the last backend bound may be the first upstream's, when a
+         * fallback then found none */
+        if (x->last_backend && x->last_backend->upstream == x->upstream)
             fg_stat_add(&s->backend_requests[s->backend_base[ui] + x->last_backend->index][cls], 1);
     }
     fg_access_log_exchange(w, x);
@@ -250,6 +264,22 @@ static void backend_line(FILE *f, const char *name, const struct fg_upstream *u,
     fprintf(f, "} %llu\n", v);
 }
 
+static unsigned long long be_healthy(struct fg_backend *b) { return !atomic_load(&b->down); }
+static unsigned long long be_ejected(struct fg_backend *b) { return (unsigned long long)fg_outlier_ejected(b); }
+static unsigned long long be_ejections(struct fg_backend *b) { return atomic_load(&b->ejections); }
+static unsigned long long be_active(struct fg_backend *b) { return atomic_load(&b->active); }
+
+static const struct backend_series {
+    const char *name, *type, *help;
+    unsigned long long (*value)(struct fg_backend *b);
+} backend_series[] = {
+    {"fleetgate_backend_healthy", "gauge", "1 when the backend passes its health checks.", be_healthy},
+    {"fleetgate_backend_ejected", "gauge", "1 while passive checks eject the backend.", be_ejected},
+    {"fleetgate_backend_ejections_total", "counter", "Times passive checks ejected the backend.",
+     be_ejections},
+    {"fleetgate_backend_active_requests", "gauge", "Requests in progress on the backend.", be_active},
+};
+
 struct limits_ctx {
     FILE *f;
 };
@@ -333,30 +363,14 @@ int fg_metrics_render(const struct fg_config *cfg, char **out, size_t *len)
                     (unsigned long long)sum);
     }
 
-    head(f, "fleetgate_backend_healthy", "gauge", "1 when the backend passes its health checks.");
-    for (unsigned u = 0; u < cfg->nupstreams; u++)
-        for (unsigned b = 0; b < cfg->upstreams[u].nbackends; b++)
-            backend_line(f, "fleetgate_backend_healthy", &cfg->upstreams[u],
-                         &cfg->upstreams[u].backends[b],
-                         !atomic_load(&cfg->upstreams[u].backends[b].down));
-    head(f, "fleetgate_backend_ejected", "gauge", "1 while passive checks eject the backend.");
-    for (unsigned u = 0; u < cfg->nupstreams; u++)
-        for (unsigned b = 0; b < cfg->upstreams[u].nbackends; b++)
-            backend_line(f, "fleetgate_backend_ejected", &cfg->upstreams[u],
-                         &cfg->upstreams[u].backends[b],
-                         (unsigned long long)fg_outlier_ejected(&cfg->upstreams[u].backends[b]));
-    head(f, "fleetgate_backend_ejections_total", "counter", "Times passive checks ejected the backend.");
-    for (unsigned u = 0; u < cfg->nupstreams; u++)
-        for (unsigned b = 0; b < cfg->upstreams[u].nbackends; b++)
-            backend_line(f, "fleetgate_backend_ejections_total", &cfg->upstreams[u],
-                         &cfg->upstreams[u].backends[b],
-                         atomic_load(&cfg->upstreams[u].backends[b].ejections));
-    head(f, "fleetgate_backend_active_requests", "gauge", "Requests in progress on the backend.");
-    for (unsigned u = 0; u < cfg->nupstreams; u++)
-        for (unsigned b = 0; b < cfg->upstreams[u].nbackends; b++)
-            backend_line(f, "fleetgate_backend_active_requests", &cfg->upstreams[u],
-                         &cfg->upstreams[u].backends[b],
-                         atomic_load(&cfg->upstreams[u].backends[b].active));
+    for (size_t k = 0; k < sizeof(backend_series) / sizeof(backend_series[0]); k++) {
+        const struct backend_series *bs = &backend_series[k];
+        head(f, bs->name, bs->type, bs->help);
+        for (unsigned u = 0; u < cfg->nupstreams; u++)
+            for (unsigned b = 0; b < cfg->upstreams[u].nbackends; b++)
+                backend_line(f, bs->name, &cfg->upstreams[u], &cfg->upstreams[u].backends[b],
+                             bs->value(&cfg->upstreams[u].backends[b]));
+    }
 
     per_upstream(f, "fleetgate_upstream_retries_total", "counter",
                  "Requests sent again to another backend.", cfg,
@@ -391,8 +405,8 @@ int fg_metrics_render(const struct fg_config *cfg, char **out, size_t *len)
     for (unsigned r = 0; r < cfg->nroutes; r++) {
         if (!cfg->routes[r].limit_state)
             continue;
-        fputs("fleetgate_rate_limited_total{scope=\"route\",name=", f);
-        label(f, cfg->routes[r].name ? cfg->routes[r].name : "");
+        fputs("fleetgate_rate_limited_total{scope=\"route\",", f);
+        route_label(f, cfg, r);
         fprintf(f, "} %llu\n", (unsigned long long)ld(&cfg->routes[r].limit_state->refused));
     }
 

@@ -19,8 +19,11 @@ write_config "$T/gw.json" <<JSON
   "listeners": [ { "address": "127.0.0.1:$GWP" } ],
   $GEO
   "log": { "access": "access.log", "level": "warn" },
+  "client": { "max_header_bytes": 262144 },
   "upstreams": { "m": { "backends": [ { "address": "${BACKEND_ADDR[a]}" } ] } },
-  "routes": [ { "name": "api", "match": { "path_prefix": "/api/" }, "upstream": "m",
+  "routes": [ { "name": "models", "match": { "path_prefix": "/v2/models/" }, "upstream": "m",
+                "auth": "open", "rewrite": { "model": "x" } },
+              { "name": "api", "match": { "path_prefix": "/api/" }, "upstream": "m",
                 "rewrite": { "path_prefix": "/" } },
               { "name": "open", "match": { "path_prefix": "/" }, "upstream": "m", "auth": "open" } ],
   "access": { "keys": [ { "name": "team-a", "sha256": "$SHA" } ] }
@@ -67,6 +70,20 @@ assert_eq 127.0.0.1 "$(lines 'P["/status/404"]["client"]')" "the client's addres
 assert_eq 0 "$(grep -c "$KEY" "$LOG")" "the key itself is not in the access log"
 assert_eq 0 "$(grep -c 'listening on' "$GW_LOG")" "log level warn: info lines are not written"
 
+# a long client path that a rewrite shortens: the line is sized for the
+# client's path, escaped (each " takes two bytes)
+long=$(head -c 100000 /dev/zero | tr '\0' '"')
+$PY - "$GWP" "$long" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"GET /v2/models/" + sys.argv[2].encode() + b"/ready HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+while s.recv(65536):
+    pass
+PY
+wait_lines 4
+assert_true "the gateway lives on after a 100000-quote path" kill -0 "$GW_PID"
+assert_eq 100000 "$(lines 'max(d["path"].count(chr(34)) for d in L)')" "the long path is logged whole"
+
 # logrotate: move the file, SIGUSR1, the next lines go to a new file
 mv "$LOG" "$T/access.log.1"
 kill -USR1 "$GW_PID"
@@ -74,7 +91,7 @@ sleep 0.3
 fcurl -o /dev/null "$(gw_url /x)"
 wait_lines 1
 assert_eq 1 "$(wc -l <"$LOG" 2>/dev/null)" "after SIGUSR1 a new file takes the new lines"
-assert_eq 3 "$(wc -l <"$T/access.log.1")" "the moved file keeps the old ones"
+assert_eq 4 "$(wc -l <"$T/access.log.1")" "the moved file keeps the old ones"
 
 # lines waiting in a worker's buffer are written when it stops
 fcurl -o /dev/null "$(gw_url /y)"

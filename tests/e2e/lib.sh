@@ -214,6 +214,19 @@ fg_track_pid() { FG_PIDS+=("$1"); }
 # stop_pid PID [SECONDS]: SIGTERM, then SIGKILL after SECONDS (default 5).
 # Returns 0 if it stopped on SIGTERM, 1 if it had to be killed, 2 if it was
 # not running. The exit status is left in FG_STOP_STATUS.
+# wait_gone PID SECONDS: 0 once PID has exited (a zombie counts: wait reaps
+# it), 1 if it still runs after SECONDS.
+wait_gone() {
+    local pid=$1 secs=$2 i
+    for ((i = 0; i < secs * 20; i++)); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" == Z ] && return 0
+        sleep 0.05
+    done
+    kill -0 "$pid" 2>/dev/null || return 0
+    [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" == Z ]
+}
+
 stop_pid() {
     local pid=$1 secs=${2:-5} i
     FG_STOP_STATUS=
@@ -222,13 +235,7 @@ stop_pid() {
         return 2
     fi
     kill -TERM "$pid" 2>/dev/null
-    for ((i = 0; i < secs * 20; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        # a zombie is stopped: wait reaps it below
-        [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" == Z ] && break
-        sleep 0.05
-    done
-    if kill -0 "$pid" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]; then
+    if ! wait_gone "$pid" "$secs"; then
         kill -KILL "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null; FG_STOP_STATUS=$?
         return 1
@@ -582,13 +589,8 @@ stop_gateway() {
 # (after a signal the test sent) within SECONDS (default 10); sets
 # FG_STOP_STATUS to its exit status.
 gateway_exits() {
-    local pid=$GW_PID secs=${1:-10} i g new=()
-    for ((i = 0; i < secs * 20; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" == Z ] && break
-        sleep 0.05
-    done
-    if kill -0 "$pid" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]; then
+    local pid=$GW_PID secs=${1:-10} g new=()
+    if ! wait_gone "$pid" "$secs"; then
         fail "gateway did not exit within $secs s"
         stop_pid "$pid" 1
     else

@@ -10,6 +10,7 @@ start_backend a
 start_backend b
 pick_port GWP
 pick_port ADM
+dead_port DEAD
 KEY=fgk_metricstestkey0123456789
 SHA=$(printf '%s' "$KEY" | sha256sum | awk '{print $1}')
 write_config "$T/gw.json" <<JSON
@@ -18,11 +19,15 @@ write_config "$T/gw.json" <<JSON
   "listeners": [ { "address": "127.0.0.1:$GWP" } ],
   "admin": { "address": "127.0.0.1:$ADM" },
   "upstreams": {
+    "p": { "backends": [ { "address": "127.0.0.1:$DEAD" } ] },
+    "f": { "backends": [ { "address": "${BACKEND_ADDR[a]}" } ] },
     "m": { "balance": "round_robin",
            "backends": [ { "address": "${BACKEND_ADDR[a]}" }, { "address": "${BACKEND_ADDR[b]}" } ],
            "retry": { "retry_on": ["connect-failure", 503] } }
   },
   "routes": [ { "name": "keyed", "match": { "path_prefix": "/k/" }, "upstream": "m" },
+              { "name": "fb", "match": { "path_prefix": "/fb/" }, "upstream": "p", "auth": "open",
+                "fallback": { "upstream": "f" } },
               { "name": "infer", "match": { "path_prefix": "/" }, "upstream": "m", "auth": "open" } ],
   "access": { "keys": [ { "name": "team-a", "sha256": "$SHA", "limits": { "rps": 1, "burst": 2 } } ] }
 }
@@ -82,11 +87,32 @@ assert_match "$(metric fleetgate_client_connections 'protocol="http/1.1",tls="fa
 assert_eq 0 "$(metric fleetgate_client_connections 'protocol="h2",tls="false"')" "no h2 connection left open"
 assert_eq 1 "$(metric fleetgate_build_info "version=\"$("$FG_GATEWAY" -v | awk '{print $2}')\"")" "build info"
 
+# ---- a request that falls back to an upstream with nothing usable either
+# (its backend drained) counts nowhere it does not belong
+fcurl -o /dev/null -X POST -d '{"drain": true}' "http://127.0.0.1:$ADM/upstreams/f/backends/${BACKEND_ADDR[a]}"
+code=$(fcurl -o /dev/null -w '%{http_code}' "$(gw_url /fb/x)")
+assert_match "$code" '^5' "primary dead, fallback drained: a 5xx"
+scrape
+assert_match "$(metric fleetgate_route_requests_total 'route="fb",code="5xx"')" '^1$' "counted for its route"
+fcurl -o /dev/null -X POST -d '{"drain": false}' "http://127.0.0.1:$ADM/upstreams/f/backends/${BACKEND_ADDR[a]}"
+
+# ---- a request refused while its head is read is counted (route "(none)")
+printf 'GET / HTTP/1.1\r\nhost: x\r\nbad header\r\n\r\n' | timeout 5 $PY -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(sys.stdin.buffer.read())
+while s.recv(65536):
+    pass' "$GWP"
+scrape
+assert_eq 1 "$(metric fleetgate_gateway_responses_total 'code="400"')" "a malformed head: one 400 counted"
+assert_eq 1 "$(metric fleetgate_route_requests_total 'route="(none)",code="4xx"')" "...under route (none)"
+
 # ---- a retry is counted; HEAD and other methods
+n502=$(metric fleetgate_gateway_responses_total 'code="502"' | sed 's/absent/0/')
 stop_pid "${BACKEND_PID[b]}"
 for i in 1 2 3 4; do fcurl -o /dev/null "$(gw_url /echo)"; done
 scrape
-assert_eq absent "$(metric fleetgate_gateway_responses_total 'code="502"')" \
+assert_eq "$n502" "$(metric fleetgate_gateway_responses_total 'code="502"' | sed 's/absent/0/')" \
     "a dead backend: every request retried on the other (no 502)"
 assert_ge "$(metric fleetgate_upstream_retries_total 'upstream="m"')" 1 "the retries are counted"
 assert_eq 2 "$(metric fleetgate_route_requests_total 'route="keyed",code="2xx"')" "counts stay put"
