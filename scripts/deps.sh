@@ -10,7 +10,7 @@ set -euo pipefail
 
 build_pkgs=(build-essential autoconf automake libtool pkg-config
             libevent-dev libnghttp2-dev libssl-dev libjansson-dev libmaxminddb-dev node-llhttp)
-test_pkgs=(curl nghttp2-client nginx-light haproxy openssl python3 procps prometheus)
+test_pkgs=(curl nghttp2-client nginx-light haproxy openssl python3 procps prometheus groff-base make)
 run_pkgs=(curl nghttp2-client)
 train_pkgs=(python3 python3-numpy python3-sklearn)
 bench_pkgs=(haproxy nginx-light nghttp2-client gnuplot-nox openssl python3 procps util-linux)

@@ -1,5 +1,5 @@
 /* Loading and validating the JSON configuration (see fg/config.h and
- * docs/config.md).
+ * docs/configuration.md).
  *
  * Every JSON object of the schema is described by one table of fields
  * {key, type, offset, min, max, default}; walk() applies a table to an

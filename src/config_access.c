@@ -1,4 +1,4 @@
-/* The access-control and geography parts of the configuration (docs/config.md
+/* The access-control and geography parts of the configuration (docs/configuration.md
  * "Access", "GeoIP", route "name", "auth", "limits", "upstream_headers",
  * rule conditions on keys and geography, "trusted_proxies") and the key
  * file, which has the same "keys" as the configuration. */

@@ -17,6 +17,7 @@
 #include "fg/handler.h"
 #include "fg/health.h"
 #include "fg/log.h"
+#include "fg/sd_notify.h"
 #include "fg/stats.h"
 #include "fg/tls.h"
 #include "fg/wait_queue.h"
@@ -147,6 +148,7 @@ int fg_daemon_run(const struct fg_config *cfg, const struct fg_app *app)
         fg_log_info("admin listener on %s (GET /status)", cfg->admin.addr.text);
     fg_log_info("%s %s started with %u worker%s", app->name, PACKAGE_VERSION, cfg->workers,
                 cfg->workers == 1 ? "" : "s");
+    fg_sd_notify("READY=1");
 
     for (;;) {
         /* the key file is looked at every key_file_check_ms between signals */
@@ -174,6 +176,7 @@ int fg_daemon_run(const struct fg_config *cfg, const struct fg_app *app)
         }
         break;
     }
+    fg_sd_notify("STOPPING=1");
     if (sig == SIGTERM)
         drain(workers, nstarted, &set, cfg->drain_timeout_ms);
     else

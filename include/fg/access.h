@@ -1,4 +1,4 @@
-/* API-key authentication and limits (docs/config.md, "Access").
+/* API-key authentication and limits (docs/configuration.md, "Access").
  *
  * fg_access_start() builds the key set from the configuration and its key
  * file; fg_access_reload() replaces it when the key file changed (main
