@@ -16,6 +16,7 @@
 #include "fg/log.h"
 #include "fg/backend_state.h"
 #include "fg/exchange.h"
+#include "fg/keygen.h"
 #include "fg/outlier.h"
 #include "fg/stats.h"
 #include "fg/worker.h"
@@ -224,17 +225,6 @@ static int admin_body(struct fg_exchange *x, const char *data, size_t len)
     return 0;
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* The next segment of <path> at *pos, percent-decoded into <out> (names may
  * hold anything, "/" written %2F). 0, or -1 when there is none or it is
  * malformed. */
@@ -247,7 +237,8 @@ static int segment(const char *path, size_t len, size_t *pos, char *out, size_t 
     for (i++; i < len && path[i] != '/' && path[i] != '?'; i++) {
         char ch = path[i];
         if (ch == '%') {
-            int hi = i + 2 < len ? hexval(path[i + 1]) : -1, lo = i + 2 < len ? hexval(path[i + 2]) : -1;
+            int hi = i + 2 < len ? fg_hex_digit(path[i + 1]) : -1;
+            int lo = i + 2 < len ? fg_hex_digit(path[i + 2]) : -1;
             if (hi < 0 || lo < 0)
                 return -1;
             ch = (char)(hi << 4 | lo);

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "config-walk.h"
+#include "fg/keygen.h"
 
 static int set_workers(struct ctx *c, json_t *v, void *base);
 static int set_listeners(struct ctx *c, json_t *v, void *base);
@@ -618,16 +619,9 @@ static int set_admin(struct ctx *c, json_t *v, void *base)
         return -1;
     cfg->admin.backlog = 511;
     if ((a = json_object_get(v, "token_sha256"))) {
-        const char *s = json_is_string(a) ? json_string_value(a) : "";
         push_key(c, "token_sha256");
-        if (strlen(s) != 64)
+        if (fg_sha256_parse(json_is_string(a) ? json_string_value(a) : "", cfg->admin_token) < 0)
             return fail(c, AT_VALUE, "must be 64 hex digits: the SHA-256 of the token");
-        for (int i = 0; i < 32; i++) {
-            unsigned hi, lo;
-            if (sscanf(s + 2 * i, "%1x%1x", &hi, &lo) != 2)
-                return fail(c, AT_VALUE, "must be 64 hex digits: the SHA-256 of the token");
-            cfg->admin_token[i] = (unsigned char)(hi << 4 | lo);
-        }
         cfg->admin_token_set = 1;
         pop(c);
     }

@@ -295,17 +295,6 @@ int fg_cw_check_after(struct ctx *c)
 
 /* ---- keys ---------------------------------------------------------------- */
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* "2027-01-31T00:00:00Z" (UTC, RFC 3339 without fractions) or Unix seconds. */
 static int parse_expiry(json_t *v, int64_t *out)
 {
@@ -359,16 +348,9 @@ static int set_key(struct ctx *c, json_t *v, struct fg_api_key *k)
         return fail(c, AT_VALUE, "missing required key \"sha256\"");
     push_key(c, "sha256");
     s = json_is_string(e) ? json_string_value(e) : "";
-    if (strlen(s) != 64)
+    if (fg_sha256_parse(s, k->sha256) < 0)
         return fail(c, AT_VALUE, "must be 64 hex digits: the SHA-256 of the key "
                                  "(never the key itself)");
-    for (int i = 0; i < 32; i++) {
-        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return fail(c, AT_VALUE, "must be 64 hex digits: the SHA-256 of the key "
-                                     "(never the key itself)");
-        k->sha256[i] = (unsigned char)(hi << 4 | lo);
-    }
     pop(c);
     if ((e = json_object_get(v, "expires"))) {
         push_key(c, "expires");

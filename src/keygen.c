@@ -54,6 +54,30 @@ int fg_key_name_valid(const char *name)
     return 1;
 }
 
+int fg_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int fg_sha256_parse(const char *hex, unsigned char out[32])
+{
+    if (strlen(hex) != 64)
+        return -1;
+    for (int i = 0; i < 32; i++) {
+        int hi = fg_hex_digit(hex[2 * i]), lo = fg_hex_digit(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return 0;
+}
+
 void fg_sha256_hex(const char *data, size_t len, char hex[65])
 {
     unsigned char md[SHA256_DIGEST_LENGTH];

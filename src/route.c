@@ -7,6 +7,7 @@
 #include "fg/access.h"
 #include "fg/client_geo.h"
 #include "fg/exchange-t.h"
+#include "fg/keygen.h"
 #include "fg/request_id.h"
 #include "fg/route.h"
 
@@ -70,17 +71,6 @@ static int headers_match(const struct fg_match_kv *list, unsigned n, const struc
     return 1;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Compares the percent-decoded (and '+' as space) <enc> with <want>. */
 static int decoded_eq(const char *enc, size_t len, const char *want, size_t wlen)
 {
@@ -88,8 +78,8 @@ static int decoded_eq(const char *enc, size_t len, const char *want, size_t wlen
 
     while (i < len) {
         char ch = enc[i];
-        if (ch == '%' && i + 2 < len && hexval(enc[i + 1]) >= 0 && hexval(enc[i + 2]) >= 0) {
-            ch = (char)(hexval(enc[i + 1]) * 16 + hexval(enc[i + 2]));
+        if (ch == '%' && i + 2 < len && fg_hex_digit(enc[i + 1]) >= 0 && fg_hex_digit(enc[i + 2]) >= 0) {
+            ch = (char)(fg_hex_digit(enc[i + 1]) * 16 + fg_hex_digit(enc[i + 2]));
             i += 3;
         } else {
             if (ch == '+')

@@ -10,6 +10,13 @@
  * into logs and headers unquoted). */
 int fg_key_name_valid(const char *name);
 
+/* The value of hex digit <c> (either case), or -1. */
+int fg_hex_digit(char c);
+
+/* <hex>, exactly 64 hex digits, into the 32 bytes of a SHA-256. 0, or -1
+ * when it is anything else. */
+int fg_sha256_parse(const char *hex, unsigned char out[32]);
+
 /* The SHA-256 of data[0..len) as 64 lower-case hex digits. */
 void fg_sha256_hex(const char *data, size_t len, char hex[65]);
 
