@@ -462,7 +462,7 @@ int fg_access_admit(struct fg_exchange *x, struct fg_limit_refusal *why)
     if (r->limits)
         sc[n++] = (struct scope){r->limits, r->limit_state, "route"};
     if (ac && x->api_key)
-        sc[n++] = (struct scope){&ac->limits, (struct fg_limit_state *)&ac->global, "global"};
+        sc[n++] = (struct scope){&ac->limits, ac->global, "global"};
 
     for (; counted < n; counted++) {
         const struct fg_limit_cfg *c = sc[counted].c;

@@ -32,13 +32,13 @@ static const char *backend_state(const struct fg_backend *b, const struct fg_bac
     unsigned w;
 
     why[0] = '\0';
-    if (atomic_load(&m->down)) {
+    if (atomic_load(&m->st->down)) {
         snprintf(why, size, "health checks failed: %s", info->down_why);
         return "down";
     }
     if (fg_outlier_ejected(b)) {
         /* loaded once: another thread may end or extend the ejection */
-        uint64_t until = atomic_load(&m->ejected_until_ms);
+        uint64_t until = atomic_load(&m->st->ejected_until_ms);
         snprintf(why, size, "ejected for %llu ms more after: %s",
                  (unsigned long long)(until > now ? until - now : 0), info->ejected_why);
         return "ejected";
@@ -52,11 +52,11 @@ static const char *backend_state(const struct fg_backend *b, const struct fg_bac
         snprintf(why, size, "at max_requests (%u)", b->max_requests);
         return "full";
     }
-    if (atomic_load(&m->draining)) {
+    if (atomic_load(&m->st->draining)) {
         snprintf(why, size, "drained through the admin API");
         return "draining";
     }
-    unsigned full = atomic_load(&m->weight_rt) ? atomic_load(&m->weight_rt) : b->weight;
+    unsigned full = atomic_load(&m->st->weight_rt) ? atomic_load(&m->st->weight_rt) : b->weight;
     if ((w = fg_backend_weight_now(b)) < full * 100) {
         snprintf(why, size, "slow start: %u%% of its weight", w / full);
         return "warming";
@@ -73,25 +73,25 @@ static json_t *backend_json(const struct fg_backend *b)
     const char *state;
     json_t *o = json_object();
 
-    pthread_mutex_lock(&m->info_lock);
-    info = b->info;
-    pthread_mutex_unlock(&m->info_lock);
+    pthread_mutex_lock(&m->st->info_lock);
+    info = b->st->info;
+    pthread_mutex_unlock(&m->st->info_lock);
     state = backend_state(b, &info, why, sizeof(why));
     json_object_set_new(o, "address", json_string(b->addr.text));
     json_object_set_new(o, "state", json_string(state));
     if (why[0])
         json_object_set_new(o, "why", json_string(why));
-    json_object_set_new(o, "weight", json_integer(atomic_load(&m->weight_rt) ? atomic_load(&m->weight_rt)
+    json_object_set_new(o, "weight", json_integer(atomic_load(&m->st->weight_rt) ? atomic_load(&m->st->weight_rt)
                                                                          : b->weight));
     json_object_set_new(o, "configured_weight", json_integer(b->weight));
-    json_object_set_new(o, "draining", json_boolean(atomic_load(&m->draining)));
+    json_object_set_new(o, "draining", json_boolean(atomic_load(&m->st->draining)));
     json_object_set_new(o, "effective_weight", json_real(fg_backend_weight_now(b) / 100.0));
-    json_object_set_new(o, "active", json_integer(atomic_load(&m->active)));
+    json_object_set_new(o, "active", json_integer(atomic_load(&m->st->active)));
     json_object_set_new(o, "max_requests", json_integer(b->max_requests));
-    json_object_set_new(o, "requests", json_integer((json_int_t)atomic_load(&m->total)));
+    json_object_set_new(o, "requests", json_integer((json_int_t)atomic_load(&m->st->total)));
     if (u->health.enabled) {
         json_t *h = json_object();
-        json_object_set_new(h, "up", json_boolean(!atomic_load(&m->down)));
+        json_object_set_new(h, "up", json_boolean(!atomic_load(&m->st->down)));
         if (info.check_ms) {
             json_object_set_new(h, "last_check", json_string(info.check));
             json_object_set_new(h, "last_check_ms_ago",
@@ -104,9 +104,9 @@ static json_t *backend_json(const struct fg_backend *b)
     if (u->outlier.enabled) {
         json_t *e = json_object();
         json_object_set_new(e, "ejected", json_boolean(fg_outlier_ejected(b)));
-        json_object_set_new(e, "ejections", json_integer(atomic_load(&m->ejections)));
+        json_object_set_new(e, "ejections", json_integer(atomic_load(&m->st->ejections)));
         json_object_set_new(e, "consecutive_failures",
-                            json_integer(atomic_load(&m->consecutive_failures)));
+                            json_integer(atomic_load(&m->st->consecutive_failures)));
         if (info.ejected_why[0])
             json_object_set_new(e, "last_ejection", json_string(info.ejected_why));
         json_object_set_new(o, "outlier_detection", e);
@@ -119,18 +119,18 @@ static json_t *upstream_json(struct fg_upstream *u)
     json_t *o = json_object(), *bs = json_array(), *q, *r;
 
     json_object_set_new(o, "balance", json_string(balance_names[u->balance]));
-    json_object_set_new(o, "requests", json_integer((json_int_t)atomic_load(&u->requests)));
+    json_object_set_new(o, "requests", json_integer((json_int_t)atomic_load(&u->st->requests)));
     q = json_object();
-    json_object_set_new(q, "length", json_integer(atomic_load(&u->queued)));
+    json_object_set_new(q, "length", json_integer(atomic_load(&u->st->queued)));
     json_object_set_new(q, "max_length", json_integer(u->limited ? u->queue.max_length : 0));
-    json_object_set_new(q, "timeouts", json_integer((json_int_t)atomic_load(&u->queue_timeouts)));
-    json_object_set_new(q, "rejected_full", json_integer((json_int_t)atomic_load(&u->queue_full)));
+    json_object_set_new(q, "timeouts", json_integer((json_int_t)atomic_load(&u->st->queue_timeouts)));
+    json_object_set_new(q, "rejected_full", json_integer((json_int_t)atomic_load(&u->st->queue_full)));
     json_object_set_new(o, "queue", q);
     r = json_object();
     json_object_set_new(r, "enabled", json_boolean(u->retry.enabled));
-    json_object_set_new(r, "retries", json_integer((json_int_t)atomic_load(&u->retries)));
+    json_object_set_new(r, "retries", json_integer((json_int_t)atomic_load(&u->st->retries)));
     json_object_set_new(r, "refused_by_budget",
-                        json_integer((json_int_t)atomic_load(&u->retries_refused)));
+                        json_integer((json_int_t)atomic_load(&u->st->retries_refused)));
     json_object_set_new(o, "retry", r);
     for (unsigned i = 0; i < u->nbackends; i++)
         json_array_append_new(bs, backend_json(&u->backends[i]));
@@ -167,7 +167,7 @@ static void status(struct fg_exchange *x)
         json_t *arms;
         if (!r->split || !r->name)
             continue;
-        rt = atomic_load(&r->split->rt);
+        rt = atomic_load(&r->split->st->split_rt);
         arms = json_object();
         for (unsigned a = 0; a < r->split->narms; a++)
             json_object_set_new(arms, r->split->arms[a].upstream->name,
@@ -331,8 +331,8 @@ static void change(struct fg_exchange *x)
             return;
         }
         fg_log_info("admin: upstream %s: backend %s: weight %u%s", b, d,
-                    atomic_load(&be->weight_rt) ? atomic_load(&be->weight_rt) : be->weight,
-                    atomic_load(&be->draining) ? ", draining" : "");
+                    atomic_load(&be->st->weight_rt) ? atomic_load(&be->st->weight_rt) : be->weight,
+                    atomic_load(&be->st->draining) ? ", draining" : "");
         status(x);
         return;
     }

@@ -111,9 +111,9 @@ int fg_admin_set_backend(struct fg_backend *b, const char *body, size_t len, cha
         goto out;
     }
     if (w)
-        atomic_store(&b->weight_rt, json_is_null(w) ? 0 : (unsigned)json_integer_value(w));
+        atomic_store(&b->st->weight_rt, json_is_null(w) ? 0 : (unsigned)json_integer_value(w));
     if (d)
-        atomic_store(&b->draining, json_is_true(d));
+        atomic_store(&b->st->draining, json_is_true(d));
     rc = 0;
 out:
     json_decref(doc);
@@ -141,7 +141,7 @@ int fg_admin_set_split(struct fg_split *sp, const char *body, size_t len, char *
     pthread_mutex_lock(&split_lock);
     locked = 1;
     /* arms not named keep their weight now */
-    old = atomic_load(&sp->rt);
+    old = atomic_load(&sp->st->split_rt);
     for (unsigned i = 0; i < sp->narms; i++)
         nw->weight[i] = old ? old->weight[i] : sp->arms[i].weight;
     json_object_foreach(ws, name, v) {
@@ -164,10 +164,10 @@ int fg_admin_set_split(struct fg_split *sp, const char *body, size_t len, char *
         set_error(err, size, "the weights may not all be 0");
         goto out;
     }
-    old = atomic_exchange_explicit(&sp->rt, nw, memory_order_acq_rel);
+    old = atomic_exchange_explicit(&sp->st->split_rt, nw, memory_order_acq_rel);
     if (old) {                          /* a request may still be reading it */
-        old->next_retired = sp->retired;
-        sp->retired = old;
+        old->next_retired = sp->st->retired;
+        sp->st->retired = old;
     }
     nw = NULL;
     rc = 0;

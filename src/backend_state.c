@@ -16,16 +16,16 @@ int fg_backend_available(const struct fg_backend *b)
     struct fg_backend *m = (struct fg_backend *)b;
     uint64_t busy;
 
-    if (atomic_load_explicit(&m->down, memory_order_relaxed) || fg_outlier_ejected(b) ||
-        atomic_load_explicit(&m->draining, memory_order_relaxed))
+    if (atomic_load_explicit(&m->st->down, memory_order_relaxed) || fg_outlier_ejected(b) ||
+        atomic_load_explicit(&m->st->draining, memory_order_relaxed))
         return 0;
-    busy = atomic_load_explicit(&m->busy_until_ms, memory_order_relaxed);
+    busy = atomic_load_explicit(&m->st->busy_until_ms, memory_order_relaxed);
     return !busy || fg_outlier_now_ms() >= busy;
 }
 
 uint64_t fg_backend_held_ms(const struct fg_backend *b)
 {
-    uint64_t busy = atomic_load_explicit(&((struct fg_backend *)b)->busy_until_ms,
+    uint64_t busy = atomic_load_explicit(&b->st->busy_until_ms,
                                          memory_order_relaxed), now;
 
     if (!busy)
@@ -74,9 +74,9 @@ void fg_backend_retry_after(struct fg_backend *b, int status, const char *value,
         ms = rc->max_retry_after_ms;
     until = fg_outlier_now_ms() + (uint64_t)ms;
     /* only ever extended: two workers answering at once keep the later */
-    old = atomic_load_explicit(&b->busy_until_ms, memory_order_relaxed);
+    old = atomic_load_explicit(&b->st->busy_until_ms, memory_order_relaxed);
     while (until > old &&
-           !atomic_compare_exchange_weak_explicit(&b->busy_until_ms, &old, until,
+           !atomic_compare_exchange_weak_explicit(&b->st->busy_until_ms, &old, until,
                                                   memory_order_relaxed, memory_order_relaxed))
         ;
     if (until > old) {
@@ -89,9 +89,9 @@ void fg_backend_note(struct fg_backend *b, char *field, size_t size, const char 
 {
     va_list ap;
 
-    pthread_mutex_lock(&b->info_lock);
+    pthread_mutex_lock(&b->st->info_lock);
     va_start(ap, fmt);
     vsnprintf(field, size, fmt, ap);
     va_end(ap);
-    pthread_mutex_unlock(&b->info_lock);
+    pthread_mutex_unlock(&b->st->info_lock);
 }

@@ -42,14 +42,14 @@ static int take_slot(struct fg_backend *b)
     unsigned cur;
 
     if (!b->max_requests) {
-        atomic_fetch_add_explicit(&b->active, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&b->st->active, 1, memory_order_relaxed);
         return 1;
     }
-    cur = atomic_load_explicit(&b->active, memory_order_relaxed);
+    cur = atomic_load_explicit(&b->st->active, memory_order_relaxed);
     do {
         if (cur >= b->max_requests)
             return 0;
-    } while (!atomic_compare_exchange_weak_explicit(&b->active, &cur, cur + 1,
+    } while (!atomic_compare_exchange_weak_explicit(&b->st->active, &cur, cur + 1,
                                                     memory_order_relaxed, memory_order_relaxed));
     return 1;
 }
@@ -63,7 +63,7 @@ struct fg_backend *fg_balancer_pick(struct fg_upstream *u, struct fg_lb_state *s
         if (!b)
             return NULL;
         if (take_slot(b)) {
-            atomic_fetch_add_explicit(&b->total, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&b->st->total, 1, memory_order_relaxed);
             return b;
         }
     }
@@ -73,15 +73,15 @@ struct fg_backend *fg_balancer_pick(struct fg_upstream *u, struct fg_lb_state *s
 void fg_balancer_release(struct fg_backend *b)
 {
     if (!b->upstream->limited) {
-        atomic_fetch_sub_explicit(&b->active, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&b->st->active, 1, memory_order_relaxed);
         return;
     }
     /* a slot is free: requests queued for this upstream, on any worker,
      * may take it. Sequentially consistent, as is the waiter's side
      * (count itself in `queued`, then look at `active`): one of the two
      * sees the other, so no slot is freed unseen. */
-    atomic_fetch_sub(&b->active, 1);
-    if (atomic_load(&b->upstream->queued))
+    atomic_fetch_sub(&b->st->active, 1);
+    if (atomic_load(&b->upstream->st->queued))
         fg_wait_queue_kick(b->upstream);
 }
 

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "config-walk.h"
+#include "fg/config_state.h"
 #include "fg/keygen.h"
 
 static int set_workers(struct ctx *c, json_t *v, void *base);
@@ -324,15 +325,11 @@ static int set_backends(struct ctx *c, json_t *v, void *base)
     if (!(up->backends = calloc(n, sizeof *up->backends)))
         return oom(c);
     up->nbackends = (unsigned)n;
-    for (size_t i = 0; i < n; i++)
-        pthread_mutex_init(&up->backends[i].info_lock, NULL);
     for (size_t i = 0; i < n; i++) {
         struct fg_backend *b = &up->backends[i];
         json_t *e = json_array_get(v, i);
         b->index = (unsigned)i;
         b->upstream = up;
-        atomic_init(&b->active, 0);
-        atomic_init(&b->total, 0);
         push_index(c, i);
         if (!json_is_object(e))
             return fail(c, AT_VALUE, "must be an object");
@@ -1019,6 +1016,10 @@ struct fg_config *fg_config_parse(const char *text, size_t len, const char *name
     }
     if (walk(&c, root, root_fields, c.cfg) < 0 || fg_cw_check_after(&c) < 0)
         goto fail;
+    if (fg_config_states_new(c.cfg) < 0) {
+        oom(&c);
+        goto fail;
+    }
     if (c.cfg->workers == 0)
         c.cfg->workers = cpu_count();
     json_decref(root);
@@ -1054,6 +1055,7 @@ void fg_config_free(struct fg_config *cfg)
 {
     if (!cfg)
         return;
+    fg_config_states_free(cfg);
     fg_cw_free_access(cfg);
     free(cfg->log.access);
     free(cfg->source);
@@ -1070,8 +1072,6 @@ void fg_config_free(struct fg_config *cfg)
         free(cfg->upstreams[i].health.path);
         free(cfg->upstreams[i].health.body_contains);
         free(cfg->upstreams[i].name);
-        for (unsigned b = 0; b < cfg->upstreams[i].nbackends; b++)
-            pthread_mutex_destroy(&cfg->upstreams[i].backends[b].info_lock);
         free(cfg->upstreams[i].backends);
     }
     free(cfg->upstreams);
@@ -1114,11 +1114,6 @@ void fg_config_free(struct fg_config *cfg)
         if (r->split) {
             free(r->split->sticky_name);
             free(r->split->arms);
-            free(atomic_load(&r->split->rt));
-            for (struct fg_split_weights *o = r->split->retired, *n; o; o = n) {
-                n = o->next_retired;
-                free(o);
-            }
             free(r->split);
         }
     }

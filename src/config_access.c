@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "config-walk.h"
+#include "fg/config_state.h"
 #include "fg/geoip.h"
 #include "fg/keygen.h"
 
@@ -49,8 +50,9 @@ int fg_cw_set_route_limits(struct ctx *c, json_t *v, void *base)
     struct fg_route *r = base;
 
     if (!(r->limits = calloc(1, sizeof(*r->limits))) ||
-        !(r->limit_state = calloc(1, sizeof(*r->limit_state))))
+        !(r->limit_shared = fg_limit_shared_new()))
         return oom(c);
+    r->limit_state = &r->limit_shared->s;
     return set_limits_obj(c, v, r->limits);
 }
 
@@ -446,8 +448,10 @@ int fg_cw_set_access(struct ctx *c, json_t *v, void *base)
 
     if (!json_is_object(v))
         return fail(c, AT_VALUE, "must be an object (keys, key_file, limits)");
-    if (!(cfg->access = ac = calloc(1, sizeof(*ac))))
+    if (!(cfg->access = ac = calloc(1, sizeof(*ac))) ||
+        !(ac->global_shared = fg_limit_shared_new()))
         return oom(c);
+    ac->global = &ac->global_shared->s;
     if (walk(c, v, access_fields, ac) < 0)
         return -1;
     if (!ac->nkeys && !ac->key_file)
@@ -616,7 +620,6 @@ void fg_cw_free_access(struct fg_config *cfg)
         struct fg_route *r = &cfg->routes[i];
         free(r->name);
         free(r->limits);
-        free(r->limit_state);
         for (unsigned j = 0; j < r->nset_headers; j++) {
             free(r->set_headers[j].name);
             free(r->set_headers[j].value);

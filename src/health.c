@@ -61,22 +61,22 @@ static void verdict(struct probe *p, int pass, const char *why)
 {
     const struct fg_health_cfg *c = p->cfg;
     struct fg_backend *b = p->b;
-    int down = atomic_load(&b->down);
+    int down = atomic_load(&b->st->down);
 
-    pthread_mutex_lock(&b->info_lock);
-    snprintf(b->info.check, sizeof(b->info.check), "%s: %s", pass ? "pass" : "fail", why);
-    b->info.check_ms = fg_outlier_now_ms();
+    pthread_mutex_lock(&b->st->info_lock);
+    snprintf(b->st->info.check, sizeof(b->st->info.check), "%s: %s", pass ? "pass" : "fail", why);
+    b->st->info.check_ms = fg_outlier_now_ms();
     if (!pass && !down && p->failures + 1 >= c->fall)
-        snprintf(b->info.down_why, sizeof(b->info.down_why), "%u in a row, last: %s",
+        snprintf(b->st->info.down_why, sizeof(b->st->info.down_why), "%u in a row, last: %s",
                  p->failures + 1, why);
-    pthread_mutex_unlock(&b->info_lock);
+    pthread_mutex_unlock(&b->st->info_lock);
 
     if (pass) {
         p->passes++;
         p->failures = 0;
         if (down && p->passes >= c->rise) {
-            atomic_store(&p->b->up_since_ms, fg_outlier_now_ms());     /* slow start from here */
-            atomic_store(&p->b->down, 0);
+            atomic_store(&p->b->st->up_since_ms, fg_outlier_now_ms());     /* slow start from here */
+            atomic_store(&p->b->st->down, 0);
             fg_log_info("upstream %s: backend %s is UP (%u passing checks)",
                         p->b->upstream->name, p->b->addr.text, p->passes);
             fg_wait_queue_kick(p->b->upstream);     /* room for waiters */
@@ -85,7 +85,7 @@ static void verdict(struct probe *p, int pass, const char *why)
         p->failures++;
         p->passes = 0;
         if (!down && p->failures >= c->fall) {
-            atomic_store(&p->b->down, 1);
+            atomic_store(&p->b->st->down, 1);
             fg_log_warn("upstream %s: backend %s is DOWN: %s (%u failed checks)",
                         p->b->upstream->name, p->b->addr.text, why, p->failures);
             /* waiters may have nothing left to wait for: answer them now */

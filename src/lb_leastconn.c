@@ -22,7 +22,7 @@ struct fg_backend *fg_lb_leastconn_pick(struct fg_upstream *u, struct fg_lb_stat
 
         if (fg_lb_skip(b, tried))
             continue;
-        active = atomic_load_explicit(&b->active, memory_order_relaxed);
+        active = atomic_load_explicit(&b->st->active, memory_order_relaxed);
         w = fg_backend_weight_now(b);   /* slow start lowers it for a while */
         /* (active+1)/w < (best_active+1)/best_w, without division: the
          * load each would have with this request, so that a backend of

@@ -20,8 +20,8 @@ static void finish(struct fg_exchange *m, int ok)
 {
     const struct fg_route *r = m->front_data;
 
-    atomic_fetch_add_explicit(ok ? &((struct fg_route *)r)->mirror_ok
-                                 : &((struct fg_route *)r)->mirror_failed, 1,
+    atomic_fetch_add_explicit(ok ? &r->st->mirror_ok
+                                 : &r->st->mirror_failed, 1,
                               memory_order_relaxed);
     if (m->mirror_of) {
         m->mirror_of->mirror = NULL;
@@ -62,7 +62,7 @@ static void drop(struct fg_exchange *m, const char *why)
     const struct fg_route *r = m->front_data;
 
     fg_log_debug("mirror to %s dropped: %s", m->upstream->name, why);
-    atomic_fetch_add_explicit(&((struct fg_route *)r)->mirror_dropped, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&r->st->mirror_dropped, 1, memory_order_relaxed);
     if (m->mirror_of) {
         m->mirror_of->mirror = NULL;
         m->mirror_of = NULL;
@@ -121,7 +121,7 @@ void fg_mirror_maybe_start(struct fg_exchange *x)
         return;
     if (w->mirrors_in_flight >= r->mirror_max_in_flight ||
         (x->req_content_length >= 0 && (uint64_t)x->req_content_length > r->mirror_body_bytes)) {
-        atomic_fetch_add_explicit(&((struct fg_route *)r)->mirror_dropped, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&r->st->mirror_dropped, 1, memory_order_relaxed);
         return;
     }
     if (!(m = fg_exchange_get(w)))
@@ -133,7 +133,7 @@ void fg_mirror_maybe_start(struct fg_exchange *x)
     m->state = FG_X_UPSTREAM;
     w->mirrors_in_flight++;
     TAILQ_INSERT_TAIL(&w->mirrors, m, link);
-    atomic_fetch_add_explicit(&((struct fg_route *)r)->mirror_sent, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&r->st->mirror_sent, 1, memory_order_relaxed);
     if (copy_head(m, x) < 0 || fg_proxy_bind(m) < 0) {
         drop(m, "no backend or no memory");
         return;

@@ -22,7 +22,7 @@ int fg_outlier_ejected(const struct fg_backend *b)
 
     if (!b->upstream->outlier.enabled)
         return 0;
-    until = atomic_load_explicit(&((struct fg_backend *)b)->ejected_until_ms, memory_order_relaxed);
+    until = atomic_load_explicit(&b->st->ejected_until_ms, memory_order_relaxed);
     return until && fg_outlier_now_ms() < until;
 }
 
@@ -44,7 +44,7 @@ void fg_outlier_failure(struct fg_backend *b, const char *why)
 
     if (!oc->enabled)
         return;
-    n = atomic_fetch_add(&b->consecutive_failures, 1) + 1;
+    n = atomic_fetch_add(&b->st->consecutive_failures, 1) + 1;
     if (n < oc->consecutive_failures || fg_outlier_ejected(b))
         return;
     /* never more than max_ejected_percent of the pool out at once */
@@ -54,17 +54,17 @@ void fg_outlier_failure(struct fg_backend *b, const char *why)
         return;
     }
     now = fg_outlier_now_ms();
-    old = atomic_load(&b->ejected_until_ms);
-    k = atomic_load(&b->ejections) + 1;
+    old = atomic_load(&b->st->ejected_until_ms);
+    k = atomic_load(&b->st->ejections) + 1;
     ms = (uint64_t)oc->base_ejection_ms * k > oc->max_ejection_ms ? oc->max_ejection_ms
                                                                   : oc->base_ejection_ms * k;
     until = now + ms;
     /* one worker ejects; another that saw the same failures does not again */
-    if (!atomic_compare_exchange_strong(&b->ejected_until_ms, &old, until))
+    if (!atomic_compare_exchange_strong(&b->st->ejected_until_ms, &old, until))
         return;
-    atomic_store(&b->ejections, k);
-    atomic_store(&b->consecutive_failures, 0);
-    fg_backend_note(b, b->info.ejected_why, sizeof(b->info.ejected_why),
+    atomic_store(&b->st->ejections, k);
+    atomic_store(&b->st->consecutive_failures, 0);
+    fg_backend_note(b, b->st->info.ejected_why, sizeof(b->st->info.ejected_why),
                     "%u failures in a row, last: %s", n, why);
     fg_log_warn("upstream %s: backend %s ejected for %u ms after %u failures in a row (last: %s; "
                 "ejection %u)", u->name, b->addr.text, ms, n, why, k);
@@ -73,20 +73,20 @@ void fg_outlier_failure(struct fg_backend *b, const char *why)
 void fg_outlier_success(struct fg_backend *b)
 {
     if (b->upstream->outlier.enabled &&
-        atomic_load_explicit(&b->consecutive_failures, memory_order_relaxed))
-        atomic_store_explicit(&b->consecutive_failures, 0, memory_order_relaxed);
+        atomic_load_explicit(&b->st->consecutive_failures, memory_order_relaxed))
+        atomic_store_explicit(&b->st->consecutive_failures, 0, memory_order_relaxed);
 }
 
 unsigned fg_backend_weight_now(const struct fg_backend *b)
 {
-    unsigned rt = atomic_load_explicit(&((struct fg_backend *)b)->weight_rt, memory_order_relaxed);
+    unsigned rt = atomic_load_explicit(&b->st->weight_rt, memory_order_relaxed);
     unsigned full = (rt ? rt : b->weight) * 100, ss = b->upstream->slow_start_ms;
     uint64_t since, ej, now, w;
 
     if (!ss)
         return full;
-    since = atomic_load_explicit(&((struct fg_backend *)b)->up_since_ms, memory_order_relaxed);
-    ej = atomic_load_explicit(&((struct fg_backend *)b)->ejected_until_ms, memory_order_relaxed);
+    since = atomic_load_explicit(&b->st->up_since_ms, memory_order_relaxed);
+    ej = atomic_load_explicit(&b->st->ejected_until_ms, memory_order_relaxed);
     if (ej > since)
         since = ej;
     if (!since)

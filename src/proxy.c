@@ -344,7 +344,7 @@ static struct fg_backend *retry_target(struct fg_exchange *x, int nothing_sent)
         return NULL;
     if (!nothing_sent && !fg_retry_budget_take(&st->budget, rc, fg_outlier_now_ms())) {
         fg_balancer_release(b);
-        atomic_fetch_add_explicit(&u->retries_refused, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&u->st->retries_refused, 1, memory_order_relaxed);
         fg_log_debug("upstream %s: retry budget spent (%u%% of requests): no retry",
                      u->name, rc->budget_percent);
         return NULL;
@@ -359,7 +359,7 @@ static void retry_on(struct fg_exchange *x, struct fg_backend *to, const char *w
     fg_log_info("backend %s: %s; retrying on %s", x->backend ? x->backend->addr.text : "?", why,
                 to->addr.text);
     x->attempts++;
-    atomic_fetch_add_explicit(&x->upstream->retries, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&x->upstream->st->retries, 1, memory_order_relaxed);
     fg_proxy_detach(x, 0);
     forget_response(x);
     if (bind_backend(x, NULL, 0, 0, to) < 0) {
@@ -423,7 +423,7 @@ static void retry_or_fail(struct fg_exchange *x, int status, const char *code,
     }
     if (to) {
         x->attempts++;
-        atomic_fetch_add_explicit(&u->retries, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&u->st->retries, 1, memory_order_relaxed);
         fg_log_warn("backend %s: %s; retrying on %s", x->backend->addr.text, message, to->addr.text);
         fg_proxy_detach(x, 0);
         if (bind_backend(x, pending, req_sent, chunked_req, to) == 0) {
@@ -535,7 +535,7 @@ static unsigned held_retry_after_s(const struct fg_upstream *u)
     for (unsigned i = 0; i < u->nbackends; i++) {
         const struct fg_backend *b = &u->backends[i];
         uint64_t ms = fg_backend_held_ms(b);
-        if (!ms || atomic_load(&((struct fg_backend *)b)->down) || fg_outlier_ejected(b))
+        if (!ms || atomic_load(&b->st->down) || fg_outlier_ejected(b))
             continue;
         if (!least || ms < least)
             least = ms;
@@ -670,11 +670,11 @@ static void dispatch(struct fg_exchange *x, const struct fg_route *route)
     }
     x->upstream = u = fg_route_upstream(route, x, &x->worker->rng);
     x->keep_limit = keep_limit(x);
-    atomic_fetch_add_explicit(&u->requests, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&u->st->requests, 1, memory_order_relaxed);
     if (u->retry.enabled)
         fg_retry_budget_request(&x->worker->lb[u->index].budget, fg_outlier_now_ms());
     /* requests waiting already go first */
-    if (u->limited && atomic_load(&u->queued)) {
+    if (u->limited && atomic_load(&u->st->queued)) {
         enqueue(x);
         return;
     }

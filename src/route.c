@@ -374,7 +374,7 @@ struct fg_upstream *fg_route_upstream(const struct fg_route *r, const struct fg_
         return r->upstream;
     id = identity(sp, x, &len);
     h = id ? fg_split_hash(id, len) : fg_rng_next(rng);
-    const struct fg_split_weights *rt = atomic_load_explicit(&((struct fg_split *)sp)->rt,
+    const struct fg_split_weights *rt = atomic_load_explicit(&((struct fg_split *)sp)->st->split_rt,
                                                              memory_order_acquire);
     if (rt) {                           /* weights from the admin API */
         uint64_t point = (uint64_t)(((unsigned __int128)h * rt->total) >> 64), acc = 0;

@@ -1,6 +1,8 @@
 /* Metrics: per-worker counts and their Prometheus text (fg/stats.h). */
 #include "config.h"
 
+#include <pthread.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,49 +26,49 @@ static unsigned nworkers;
 
 void fg_stats_register(struct fg_worker *workers, unsigned n)
 {
+    fg_stat_slots_workers(workers, n);
     all_workers = workers;
     nworkers = n;
 }
 
-int fg_stats_init(struct fg_worker_stats *s, const struct fg_config *cfg)
+int fg_stats_init(struct fg_worker_stats *s)
 {
-    unsigned nb = 0;
-
     memset(s, 0, sizeof(*s));
-    s->nroutes = cfg->nroutes;
-    s->nupstreams = cfg->nupstreams;
-    if (!(s->backend_base = calloc(cfg->nupstreams + 1, sizeof(*s->backend_base))))
-        return -1;
-    for (unsigned i = 0; i < cfg->nupstreams; i++) {
-        s->backend_base[i] = nb;
-        nb += cfg->upstreams[i].nbackends;
-    }
-    s->route_requests = calloc(cfg->nroutes + 1, sizeof(*s->route_requests));
-    s->upstream_requests = calloc(cfg->nupstreams + 1, sizeof(*s->upstream_requests));
-    s->backend_requests = calloc(nb + 1, sizeof(*s->backend_requests));
-    s->route_bytes_in = calloc(cfg->nroutes + 1, sizeof(*s->route_bytes_in));
-    s->route_bytes_out = calloc(cfg->nroutes + 1, sizeof(*s->route_bytes_out));
-    s->upstream_total = calloc(cfg->nupstreams + 1, sizeof(*s->upstream_total));
-    s->upstream_ttfb = calloc(cfg->nupstreams + 1, sizeof(*s->upstream_ttfb));
-    if (!s->route_requests || !s->upstream_requests || !s->backend_requests ||
-        !s->route_bytes_in || !s->route_bytes_out || !s->upstream_total || !s->upstream_ttfb) {
-        fg_stats_free(s);
-        return -1;
-    }
     return 0;
 }
 
 void fg_stats_free(struct fg_worker_stats *s)
 {
-    free(s->backend_base);
-    free(s->route_requests);
-    free(s->upstream_requests);
-    free(s->backend_requests);
-    free(s->route_bytes_in);
-    free(s->route_bytes_out);
-    free(s->upstream_total);
-    free(s->upstream_ttfb);
+    for (unsigned i = 0; i < FG_STAT_CHUNKS; i++)
+        free(atomic_load(&s->chunk[i]));
     memset(s, 0, sizeof(*s));
+}
+
+/* The worker's own slot, its chunk allocated on first use. */
+static struct fg_stat_slot *own_slot(struct fg_worker_stats *s, unsigned slot)
+{
+    struct fg_stat_slot *c;
+
+    if (slot == FG_STAT_NO_SLOT)
+        return NULL;
+    c = atomic_load_explicit(&s->chunk[slot / FG_STAT_CHUNK], memory_order_relaxed);
+    if (!c) {
+        if (!(c = calloc(FG_STAT_CHUNK, sizeof(*c))))
+            return NULL;
+        atomic_store_explicit(&s->chunk[slot / FG_STAT_CHUNK], c, memory_order_release);
+    }
+    return &c[slot % FG_STAT_CHUNK];
+}
+
+/* Another worker's slot, for reading; NULL: nothing counted there. */
+static const struct fg_stat_slot *seen_slot(struct fg_worker_stats *s, unsigned slot)
+{
+    const struct fg_stat_slot *c;
+
+    if (!s || slot == FG_STAT_NO_SLOT)
+        return NULL;
+    c = atomic_load_explicit(&s->chunk[slot / FG_STAT_CHUNK], memory_order_acquire);
+    return c ? &c[slot % FG_STAT_CHUNK] : NULL;
 }
 
 static void hist_add(struct fg_hist *h, uint64_t us)
@@ -91,7 +93,7 @@ void fg_stats_exchange_end(struct fg_worker *w, struct fg_exchange *x)
 {
     struct fg_worker_stats *s = w->stats;
     unsigned cls = x->status >= 100 && x->status < 600 ? (unsigned)x->status / 100 : 0;
-    unsigned ri;
+    struct fg_stat_slot *rs, *us, *bs;
 
     if (!s || x->mirror_copy)
         return;
@@ -99,29 +101,30 @@ void fg_stats_exchange_end(struct fg_worker *w, struct fg_exchange *x)
         /* refused while its head was read (400, 408, 413, 431, 505...):
          * no route; counted, not logged (it may have no method or path) */
         if (x->client && x->client->handler == &fg_proxy_handler && x->resp_from_gateway &&
-            cls) {
-            fg_stat_add(&s->route_requests[s->nroutes][cls], 1);
+            cls && (rs = own_slot(s, 0))) {
+            fg_stat_add(&rs->requests[cls], 1);
             fg_stat_add(&s->gateway_status[x->status], 1);
         }
         return;
     }
-    ri = x->route ? (unsigned)(x->route - w->cfg->routes) : s->nroutes;
-    fg_stat_add(&s->route_requests[ri][cls], 1);
-    fg_stat_add(&s->route_bytes_in[ri], x->req_body_bytes);
-    fg_stat_add(&s->route_bytes_out[ri], x->resp_body_bytes);
+    if ((rs = own_slot(s, x->route ? x->route->st->stat_slot : 0))) {
+        fg_stat_add(&rs->requests[cls], 1);
+        fg_stat_add(&rs->bytes_in, x->req_body_bytes);
+        fg_stat_add(&rs->bytes_out, x->resp_body_bytes);
+    }
     if (x->resp_from_gateway && cls)
         fg_stat_add(&s->gateway_status[x->status], 1);
-    if (x->upstream) {
-        unsigned ui = x->upstream->index;
+    if (x->upstream && (us = own_slot(s, x->upstream->st->stat_slot))) {
         uint64_t end = now_ns();
-        fg_stat_add(&s->upstream_requests[ui][cls], 1);
-        hist_add(&s->upstream_total[ui], (end - x->t_start_ns) / 1000);
+        fg_stat_add(&us->requests[cls], 1);
+        hist_add(&us->total, (end - x->t_start_ns) / 1000);
         if (x->t_head_ns)
-            hist_add(&s->upstream_ttfb[ui], (x->t_head_ns - x->t_start_ns) / 1000);
+            hist_add(&us->ttfb, (x->t_head_ns - x->t_start_ns) / 1000);
         /* the last backend bound may be the first upstream's, when a
          * fallback then found none */
-        if (x->last_backend && x->last_backend->upstream == x->upstream)
-            fg_stat_add(&s->backend_requests[s->backend_base[ui] + x->last_backend->index][cls], 1);
+        if (x->last_backend && x->last_backend->upstream == x->upstream &&
+            (bs = own_slot(s, x->last_backend->st->stat_slot)))
+            fg_stat_add(&bs->requests[cls], 1);
     }
     fg_access_log_exchange(w, x);
 }
@@ -179,17 +182,14 @@ static void by_class(FILE *f, const char *name, const struct fg_config *cfg, uns
         unsigned nb = kind == 2 ? cfg->upstreams[i].nbackends : 1;
         for (unsigned b = 0; b < nb; b++) {
             for (unsigned c = 0; c < 6; c++) {
+                unsigned slot = kind == 0 ? (i == cfg->nroutes ? 0 : cfg->routes[i].st->stat_slot)
+                                : kind == 1 ? cfg->upstreams[i].st->stat_slot
+                                            : cfg->upstreams[i].backends[b].st->stat_slot;
                 uint64_t sum = 0;
                 for (unsigned w = 0; w < nworkers; w++) {
-                    struct fg_worker_stats *s = all_workers[w].stats;
-                    if (!s)
-                        continue;
-                    if (kind == 0)
-                        sum += ld(&s->route_requests[i][c]);
-                    else if (kind == 1)
-                        sum += ld(&s->upstream_requests[i][c]);
-                    else
-                        sum += ld(&s->backend_requests[s->backend_base[i] + b][c]);
+                    const struct fg_stat_slot *sl = seen_slot(all_workers[w].stats, slot);
+                    if (sl)
+                        sum += ld((_Atomic uint64_t *)&sl->requests[c]);
                 }
                 if (!sum && c != 2)
                     continue;           /* 2xx always, the rest once seen */
@@ -215,11 +215,12 @@ static void histogram(FILE *f, const char *name, const struct fg_config *cfg, in
     for (unsigned u = 0; u < cfg->nupstreams; u++) {
         uint64_t b[FG_HIST_BUCKETS + 1] = {0}, sum_us = 0, cum = 0;
         for (unsigned w = 0; w < nworkers; w++) {
-            struct fg_worker_stats *s = all_workers[w].stats;
+            const struct fg_stat_slot *sl =
+                seen_slot(all_workers[w].stats, cfg->upstreams[u].st->stat_slot);
             struct fg_hist *h;
-            if (!s)
+            if (!sl)
                 continue;
-            h = ttfb ? &s->upstream_ttfb[u] : &s->upstream_total[u];
+            h = (struct fg_hist *)(ttfb ? &sl->ttfb : &sl->total);
             for (unsigned i = 0; i <= FG_HIST_BUCKETS; i++)
                 b[i] += ld(&h->bucket[i]);
             sum_us += ld(&h->sum_us);
@@ -250,7 +251,7 @@ static void per_upstream(FILE *f, const char *name, const char *type, const char
         fprintf(f, "%s{upstream=", name);
         label(f, up->name);
         fprintf(f, "} %llu\n",
-                (unsigned long long)ld((_Atomic uint64_t *)((char *)up + off)));
+                (unsigned long long)ld((_Atomic uint64_t *)((char *)up->st + off)));
     }
 }
 
@@ -264,10 +265,10 @@ static void backend_line(FILE *f, const char *name, const struct fg_upstream *u,
     fprintf(f, "} %llu\n", v);
 }
 
-static unsigned long long be_healthy(struct fg_backend *b) { return !atomic_load(&b->down); }
+static unsigned long long be_healthy(struct fg_backend *b) { return !atomic_load(&b->st->down); }
 static unsigned long long be_ejected(struct fg_backend *b) { return (unsigned long long)fg_outlier_ejected(b); }
-static unsigned long long be_ejections(struct fg_backend *b) { return atomic_load(&b->ejections); }
-static unsigned long long be_active(struct fg_backend *b) { return atomic_load(&b->active); }
+static unsigned long long be_ejections(struct fg_backend *b) { return atomic_load(&b->st->ejections); }
+static unsigned long long be_active(struct fg_backend *b) { return atomic_load(&b->st->active); }
 
 static const struct backend_series {
     const char *name, *type, *help;
@@ -319,11 +320,12 @@ int fg_metrics_render(const struct fg_config *cfg, char **out, size_t *len)
     for (int k = 0; k < 2; k++) {
         head(f, bytes_names[k], "counter", bytes_help[k]);
         for (unsigned r = 0; r <= cfg->nroutes; r++) {
+            unsigned slot = r == cfg->nroutes ? 0 : cfg->routes[r].st->stat_slot;
             uint64_t sum = 0;
             for (unsigned w = 0; w < nworkers; w++) {
-                struct fg_worker_stats *s = all_workers[w].stats;
-                if (s)
-                    sum += ld(k ? &s->route_bytes_out[r] : &s->route_bytes_in[r]);
+                const struct fg_stat_slot *sl = seen_slot(all_workers[w].stats, slot);
+                if (sl)
+                    sum += ld((_Atomic uint64_t *)(k ? &sl->bytes_out : &sl->bytes_in));
             }
             fprintf(f, "%s{", bytes_names[k]);
             route_label(f, cfg, r);
@@ -374,24 +376,24 @@ int fg_metrics_render(const struct fg_config *cfg, char **out, size_t *len)
 
     per_upstream(f, "fleetgate_upstream_retries_total", "counter",
                  "Requests sent again to another backend.", cfg,
-                 offsetof(struct fg_upstream, retries));
+                 offsetof(struct fg_upstream_state, retries));
     per_upstream(f, "fleetgate_upstream_retries_refused_total", "counter",
                  "Retries the retry budget refused.", cfg,
-                 offsetof(struct fg_upstream, retries_refused));
+                 offsetof(struct fg_upstream_state, retries_refused));
     per_upstream(f, "fleetgate_upstream_queued_total", "counter",
                  "Requests that waited in the admission queue.", cfg,
-                 offsetof(struct fg_upstream, queue_waits));
+                 offsetof(struct fg_upstream_state, queue_waits));
     per_upstream(f, "fleetgate_upstream_queue_timeouts_total", "counter",
                  "Requests answered 503 after waiting timeout_ms in the queue.", cfg,
-                 offsetof(struct fg_upstream, queue_timeouts));
+                 offsetof(struct fg_upstream_state, queue_timeouts));
     per_upstream(f, "fleetgate_upstream_queue_rejected_total", "counter",
                  "Requests answered 503 because the queue was full.", cfg,
-                 offsetof(struct fg_upstream, queue_full));
+                 offsetof(struct fg_upstream_state, queue_full));
     head(f, "fleetgate_upstream_queue_length", "gauge", "Requests waiting in the admission queue.");
     for (unsigned u = 0; u < cfg->nupstreams; u++) {
         fputs("fleetgate_upstream_queue_length{upstream=", f);
         label(f, cfg->upstreams[u].name);
-        fprintf(f, "} %u\n", atomic_load(&cfg->upstreams[u].queued));
+        fprintf(f, "} %u\n", atomic_load(&cfg->upstreams[u].st->queued));
     }
 
     head(f, "fleetgate_rate_limited_total", "counter",
@@ -400,7 +402,7 @@ int fg_metrics_render(const struct fg_config *cfg, char **out, size_t *len)
         struct limits_ctx lc = {f};
         fg_access_foreach_state(key_refusals, &lc);
         fprintf(f, "fleetgate_rate_limited_total{scope=\"global\",name=\"\"} %llu\n",
-                (unsigned long long)ld((_Atomic uint64_t *)&cfg->access->global.refused));
+                (unsigned long long)ld((_Atomic uint64_t *)&cfg->access->global->refused));
     }
     for (unsigned r = 0; r < cfg->nroutes; r++) {
         if (!cfg->routes[r].limit_state)
@@ -415,8 +417,8 @@ int fg_metrics_render(const struct fg_config *cfg, char **out, size_t *len)
     for (unsigned r = 0; r < cfg->nroutes; r++) {
         struct fg_route *rt = &cfg->routes[r];
         const char *res[4] = {"sent", "ok", "failed", "dropped"};
-        _Atomic uint64_t *v[4] = {&rt->mirror_sent, &rt->mirror_ok, &rt->mirror_failed,
-                                  &rt->mirror_dropped};
+        _Atomic uint64_t *v[4] = {&rt->st->mirror_sent, &rt->st->mirror_ok,
+                                  &rt->st->mirror_failed, &rt->st->mirror_dropped};
         if (!rt->mirror)
             continue;
         for (int k = 0; k < 4; k++) {

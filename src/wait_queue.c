@@ -36,8 +36,8 @@ static uint64_t next_return_ms(const struct fg_upstream *u, uint64_t now)
 
     for (unsigned i = 0; i < u->nbackends; i++) {
         struct fg_backend *b = &u->backends[i];
-        uint64_t t[2] = {atomic_load_explicit(&b->busy_until_ms, memory_order_relaxed),
-                         atomic_load_explicit(&b->ejected_until_ms, memory_order_relaxed)};
+        uint64_t t[2] = {atomic_load_explicit(&b->st->busy_until_ms, memory_order_relaxed),
+                         atomic_load_explicit(&b->st->ejected_until_ms, memory_order_relaxed)};
         for (int k = 0; k < 2; k++)
             if (t[k] > now && (!soonest || t[k] < soonest))
                 soonest = t[k];
@@ -72,7 +72,7 @@ static void unlink_waiter(struct fg_wait_queue *q, struct fg_exchange *x)
     TAILQ_REMOVE(&q->waiters, x, qlink);
     x->queued = 0;
     atomic_fetch_sub(&q->n, 1);
-    atomic_fetch_sub(&x->upstream->queued, 1);
+    atomic_fetch_sub(&x->upstream->st->queued, 1);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
@@ -92,7 +92,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
             continue;
         while ((x = TAILQ_FIRST(&q->waiters)) && x->queue_deadline_ms <= now + 1) {
             unlink_waiter(q, x);
-            atomic_fetch_add_explicit(&x->upstream->queue_timeouts, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&x->upstream->st->queue_timeouts, 1, memory_order_relaxed);
             fg_proxy_queue_expired(x);
         }
         /* or a held or ejected backend is back */
@@ -106,20 +106,20 @@ int fg_wait_queue_add(struct fg_exchange *x)
     struct fg_upstream *u = x->upstream;
     struct fg_wait_queue *q = queue_of(x);
 
-    if (atomic_fetch_add(&u->queued, 1) >= u->queue.max_length) {
-        atomic_fetch_sub(&u->queued, 1);
-        atomic_fetch_add_explicit(&u->queue_full, 1, memory_order_relaxed);
+    if (atomic_fetch_add(&u->st->queued, 1) >= u->queue.max_length) {
+        atomic_fetch_sub(&u->st->queued, 1);
+        atomic_fetch_add_explicit(&u->st->queue_full, 1, memory_order_relaxed);
         return -1;
     }
     if (!q->inited) {
         TAILQ_INIT(&q->waiters);
         if (!(q->timer = evtimer_new(x->worker->base, on_deadline, x->worker))) {
-            atomic_fetch_sub(&u->queued, 1);
+            atomic_fetch_sub(&u->st->queued, 1);
             return -1;
         }
         q->inited = 1;
     }
-    atomic_fetch_add_explicit(&u->queue_waits, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&u->st->queue_waits, 1, memory_order_relaxed);
     x->queued = 1;
     x->queue_deadline_ms = fg_outlier_now_ms() + u->queue.timeout_ms;
     TAILQ_INSERT_TAIL(&q->waiters, x, qlink);

@@ -146,7 +146,7 @@ int fg_worker_init(struct fg_worker *w, unsigned id, const struct fg_config *cfg
     w->app = app;
     w->stop_fd = -1;
     w->kick_fd = -1;
-    if (!(w->stats = calloc(1, sizeof(*w->stats))) || fg_stats_init(w->stats, cfg) < 0) {
+    if (!(w->stats = calloc(1, sizeof(*w->stats))) || fg_stats_init(w->stats) < 0) {
         free(w->stats);
         w->stats = NULL;
         *err = errorf("worker: out of memory%s%s", "", "");

@@ -8,6 +8,8 @@
 
 #include "fg/rate_limit.h"
 
+struct fg_limit_shared;
+
 /* "limits": {"rps", "burst", "concurrency", "tokens_per_minute"}; a limit
  * of 0 is no limit. */
 struct fg_limit_cfg {
@@ -48,7 +50,8 @@ struct fg_access_cfg {
     char *key_file;                 /* absolute path; NULL: none */
     unsigned key_file_check_ms;     /* how often the key file's mtime is looked at; default 1000 */
     struct fg_limit_cfg limits;     /* all keyed requests together */
-    struct fg_limit_state global;   /* what they count in */
+    struct fg_limit_state *global;  /* what they count in: in global_shared */
+    struct fg_limit_shared *global_shared;
 };
 
 /* "geoip": MaxMind databases and the headers that carry what they say. */

@@ -17,7 +17,7 @@ int fg_backend_available(const struct fg_backend *b);
 static inline int fg_backend_full(const struct fg_backend *b)
 {
     /* seq_cst: see fg_balancer_release() */
-    return b->max_requests && atomic_load(&((struct fg_backend *)b)->active) >= b->max_requests;
+    return b->max_requests && atomic_load(&((struct fg_backend *)b)->st->active) >= b->max_requests;
 }
 
 /* The backend answered <status> with Retry-After <value> (delta-seconds or

@@ -67,34 +67,37 @@ enum fg_balance {
 
 struct fg_upstream;
 struct fg_geoip;
+struct fg_route_state;
 
-struct fg_backend {
-    struct fg_addr addr;
-    unsigned weight;                /* 1..1000, default 1: the configuration's */
-    /* shared, set through the admin API (admin_api.c): a weight in place of
-     * the configuration's (0: none), and draining (no new requests) */
+/* What a backend's life on this gateway has gathered, as opposed to what
+ * the configuration says about it: shared by every worker (atomics), and
+ * handed from one configuration to the next by a reload when the new one
+ * has the same backend (same upstream name, same address), so health,
+ * ejections, in-flight counts and run-time changes survive it
+ * (config_state.c). */
+struct fg_backend_state {
+    _Atomic unsigned refs;          /* configurations holding it */
+    unsigned stat_slot;             /* its counters in each worker's stats (stats.c) */
+    /* set through the admin API (admin_api.c): a weight in place of the
+     * configuration's (0: none), and draining (no new requests) */
     _Atomic unsigned weight_rt;
     _Atomic int draining;
-    unsigned index;                 /* position in upstream->backends */
-    struct fg_upstream *upstream;   /* owner */
-    /* shared: requests currently assigned to this backend, all workers */
+    /* requests currently assigned to this backend, all workers */
     _Atomic unsigned active;
-    /* shared: requests ever sent (metrics, tests) */
+    /* requests ever sent (metrics, tests) */
     _Atomic uint64_t total;
-    /* shared: set by the health checker (health.c); balancers skip it */
+    /* set by the health checker (health.c); balancers skip it */
     _Atomic int down;
-    /* shared, passive checks (outlier.c): failures in a row, ejections so
-     * far, and until when (CLOCK_MONOTONIC ms) the backend is out */
+    /* passive checks (outlier.c): failures in a row, ejections so far, and
+     * until when (CLOCK_MONOTONIC ms) the backend is out */
     _Atomic unsigned consecutive_failures;
     _Atomic unsigned ejections;
     _Atomic uint64_t ejected_until_ms;
-    /* shared: when the health checker last brought it back up (ms) */
+    /* when the health checker last brought it back up (ms) */
     _Atomic uint64_t up_since_ms;
-    /* shared: a 503 or 429 from it carried Retry-After: no requests until
-     * then (CLOCK_MONOTONIC ms; upstreams with "retry" only) */
+    /* a 503 or 429 from it carried Retry-After: no requests until then
+     * (CLOCK_MONOTONIC ms; upstreams with "retry" only) */
     _Atomic uint64_t busy_until_ms;
-    /* most requests at once, all workers; 0: no limit ("max_requests") */
-    unsigned max_requests;
     /* what /status tells about it, written rarely (health checks, ejections)
      * by any thread: under its own lock */
     pthread_mutex_t info_lock;
@@ -104,6 +107,16 @@ struct fg_backend {
         char down_why[96];          /* why the checks took it down */
         char ejected_why[96];       /* the failure that ejected it last */
     } info;
+};
+
+struct fg_backend {
+    struct fg_addr addr;
+    unsigned weight;                /* 1..1000, default 1: the configuration's */
+    unsigned index;                 /* position in upstream->backends */
+    struct fg_upstream *upstream;   /* owner */
+    /* most requests at once, all workers; 0: no limit ("max_requests") */
+    unsigned max_requests;
+    struct fg_backend_state *st;    /* shared, outlives reloads */
 };
 
 /* "outlier_detection" of an upstream: passive checks on real traffic. */
@@ -174,7 +187,14 @@ struct fg_upstream {
     int limited;                    /* some backend has max_requests: the queue is used */
     struct fg_retry_cfg retry;
     struct fg_queue_cfg queue;
-    /* shared, all workers */
+    struct fg_upstream_state *st;   /* shared, outlives reloads (by name) */
+};
+
+/* An upstream's shared counts, all workers; handed on by a reload to the
+ * upstream of the same name. */
+struct fg_upstream_state {
+    _Atomic unsigned refs;
+    unsigned stat_slot;
     _Atomic unsigned queued;        /* requests waiting in the queue now */
     _Atomic uint64_t requests, retries, retries_refused, queue_timeouts, queue_full, queue_waits;
 };
@@ -207,11 +227,7 @@ struct fg_split {
     struct fg_split_arm *arms;
     unsigned narms;
     uint64_t total;                 /* sum of the weights, > 0 */
-    /* weights set through the admin API in place of the arms' (NULL: the
-     * configuration's); replaced whole, the old ones kept until the
-     * configuration is freed (a request may still be reading them) */
-    _Atomic(struct fg_split_weights *) rt;
-    struct fg_split_weights *retired;
+    struct fg_route_state *st;      /* its route's: the admin API's weights */
 };
 
 struct fg_split_weights {
@@ -252,7 +268,8 @@ struct fg_route {
     char *name;                     /* "name": for keys' "routes" and logs; NULL: none */
     int auth;                       /* enum fg_route_auth */
     struct fg_limit_cfg *limits;    /* "limits": all requests of the route together */
-    struct fg_limit_state *limit_state;
+    struct fg_limit_state *limit_state; /* what they count in: in limit_shared */
+    struct fg_limit_shared *limit_shared;
     struct fg_match_kv *set_headers;    /* "upstream_headers": replace these when sent upstream */
     unsigned nset_headers;
     /* "match": every condition present must hold */
@@ -286,8 +303,6 @@ struct fg_route {
     uint64_t mirror_threshold;      /* percent as a fraction of 2^64 (>= compared with a draw) */
     unsigned mirror_max_in_flight;  /* per worker; beyond, copies are dropped; default 64 */
     uint64_t mirror_body_bytes;     /* larger bodies are not mirrored; default 1 MiB */
-    /* shared, all workers: what became of the copies */
-    _Atomic uint64_t mirror_sent, mirror_ok, mirror_failed, mirror_dropped;
     char *upstream_header;          /* response header naming the upstream taken; NULL: none */
     /* "rewrite": what the upstream is sent instead */
     char *rewrite_prefix;           /* replaces match.path_prefix at the start of the path */
@@ -295,6 +310,31 @@ struct fg_route {
     char *rewrite_model;            /* the model: in /v2/models/NAME and in a JSON body's "model" */
     size_t rewrite_model_len;
     size_t upstream_header_len;
+    struct fg_route_state *st;      /* shared, outlives reloads (by name) */
+};
+
+/* A route's shared state, all workers; handed on by a reload to the route
+ * of the same name (an unnamed route: the unnamed route at the same
+ * position). */
+struct fg_route_state {
+    _Atomic unsigned refs;
+    unsigned stat_slot;
+    /* what became of the mirrored copies */
+    _Atomic uint64_t mirror_sent, mirror_ok, mirror_failed, mirror_dropped;
+    /* split weights set through the admin API in place of the arms' (NULL:
+     * the configuration's); replaced whole, the old ones kept until the
+     * state is freed (a request may still be reading them). A reload keeps
+     * them while the new route has the same arms (upstream names, in
+     * order). */
+    _Atomic(struct fg_split_weights *) split_rt;
+    struct fg_split_weights *retired;
+};
+
+/* A limit's counts with a reference count: a reload hands it on while the
+ * limit is unchanged, so reloading never hands out a fresh burst. */
+struct fg_limit_shared {
+    _Atomic unsigned refs;
+    struct fg_limit_state s;
 };
 
 /* "log" */

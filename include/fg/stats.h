@@ -25,24 +25,43 @@ struct fg_hist {
     _Atomic uint64_t sum_us;
 };
 
+/* The counts of one route, upstream or backend in one worker. Which slot a
+ * thing counts in is its shared state's stat_slot (config_state.c), so its
+ * counts go on across reloads while it stays in the configuration; slot 0 is
+ * the route "(none)" (refused before routing). */
+struct fg_stat_slot {
+    _Atomic uint64_t requests[6];       /* by status class 1xx..5xx (and 0: no response) */
+    _Atomic uint64_t bytes_in, bytes_out;   /* routes: request and response body bytes */
+    struct fg_hist total;               /* upstreams: request start to response end */
+    struct fg_hist ttfb;                /* upstreams: request start to the backend's head */
+};
+
+#define FG_STAT_NO_SLOT 0xffffffffu     /* more things than FG_STAT_SLOTS: not counted */
+#define FG_STAT_CHUNK 64                /* slots per chunk */
+#define FG_STAT_CHUNKS 1024
+#define FG_STAT_SLOTS (FG_STAT_CHUNK * FG_STAT_CHUNKS)
+
 struct fg_worker_stats {
-    unsigned nroutes, nupstreams;
-    unsigned *backend_base;             /* [upstream]: its first backend's slot */
-    /* by status class 1xx..5xx (and 0: no response) */
-    _Atomic uint64_t (*route_requests)[6];  /* [nroutes + 1]: the last is "no route" */
-    _Atomic uint64_t (*upstream_requests)[6];
-    _Atomic uint64_t (*backend_requests)[6];
-    _Atomic uint64_t *route_bytes_in, *route_bytes_out;    /* [nroutes + 1] */
-    struct fg_hist *upstream_total;     /* [nupstreams]: request start to response end */
-    struct fg_hist *upstream_ttfb;      /* [nupstreams]: request start to the backend's head */
+    /* allocated by the owning worker when it first counts in one of them,
+     * read by the scraper (NULL: nothing counted there yet) */
+    _Atomic(struct fg_stat_slot *) chunk[FG_STAT_CHUNKS];
     _Atomic uint64_t gateway_status[600];   /* responses the gateway made itself */
     _Atomic int64_t conns[2][2];        /* open client connections [h2][tls] */
 };
 
+/* Any thread: a slot for a new route, upstream or backend, and its end
+ * (its counts are zeroed in every worker for the next one); nothing may
+ * count in a slot released. */
+unsigned fg_stat_slot_new(void);
+void fg_stat_slot_release(unsigned slot);
+/* The workers whose counts a released slot is zeroed in (fg_stats_register
+ * tells it). */
+void fg_stat_slots_workers(struct fg_worker *workers, unsigned n);
+
 /* The workers whose counts /metrics sums (daemon.c; NULL, 0 when they go). */
 void fg_stats_register(struct fg_worker *workers, unsigned n);
 
-int fg_stats_init(struct fg_worker_stats *s, const struct fg_config *cfg);
+int fg_stats_init(struct fg_worker_stats *s);
 void fg_stats_free(struct fg_worker_stats *s);
 
 /* One count, from the worker that owns <c>. */

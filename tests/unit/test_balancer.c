@@ -17,11 +17,21 @@ static void make_upstream(struct fg_upstream *u, enum fg_balance bal, const unsi
     u->balance = bal;
     u->nbackends = n;
     u->backends = calloc(n, sizeof(*u->backends));
+    u->st = calloc(1, sizeof(*u->st));
     for (unsigned i = 0; i < n; i++) {
+        u->backends[i].st = calloc(1, sizeof(*u->backends[i].st));
         u->backends[i].weight = weights[i];
         u->backends[i].index = i;
         u->backends[i].upstream = u;
     }
+}
+
+static void free_upstream(struct fg_upstream *u)
+{
+    for (unsigned i = 0; i < u->nbackends; i++)
+        free(u->backends[i].st);
+    free(u->backends);
+    free(u->st);
 }
 
 static const struct fg_tried *avoiding(struct fg_tried *t, const struct fg_backend *b)
@@ -40,17 +50,17 @@ static void test_leastconn_prefers_fewest_active(void)
     struct fg_backend *b;
 
     fg_lb_state_init(&st, &u);
-    u.backends[0].active = 5;
-    u.backends[1].active = 2;
-    u.backends[2].active = 7;
+    u.backends[0].st->active = 5;
+    u.backends[1].st->active = 2;
+    u.backends[2].st->active = 7;
     b = fg_balancer_pick(&u, &st, NULL);
     CHECK(b == &u.backends[1]);
-    CHECK_UINT(u.backends[1].active, 3);
+    CHECK_UINT(u.backends[1].st->active, 3);
     fg_balancer_release(b);
-    CHECK_UINT(u.backends[1].active, 2);
-    CHECK_UINT(u.backends[1].total, 1);
+    CHECK_UINT(u.backends[1].st->active, 2);
+    CHECK_UINT(u.backends[1].st->total, 1);
     fg_lb_state_free(&st);
-    free(u.backends);
+    free_upstream(&u);
 }
 
 static void test_leastconn_weights(void)
@@ -62,17 +72,17 @@ static void test_leastconn_weights(void)
     struct fg_lb_state st;
 
     fg_lb_state_init(&st, &u);
-    u.backends[0].active = 2;
-    u.backends[1].active = 4;
+    u.backends[0].st->active = 2;
+    u.backends[1].st->active = 4;
     CHECK(fg_lb_leastconn_pick(&u, &st, NULL) == &u.backends[1]);
     /* over many picks with none released, counts follow the weights */
-    u.backends[0].active = u.backends[1].active = 0;
+    u.backends[0].st->active = u.backends[1].st->active = 0;
     for (int i = 0; i < 500; i++)
         fg_balancer_pick(&u, &st, NULL);
-    CHECK_UINT(u.backends[0].active, 100);
-    CHECK_UINT(u.backends[1].active, 400);
+    CHECK_UINT(u.backends[0].st->active, 100);
+    CHECK_UINT(u.backends[1].st->active, 400);
     fg_lb_state_free(&st);
-    free(u.backends);
+    free_upstream(&u);
 }
 
 static void test_leastconn_ties_rotate(void)
@@ -93,7 +103,7 @@ static void test_leastconn_ties_rotate(void)
     for (int i = 0; i < 4; i++)
         CHECK_UINT(seen[i], 100);
     fg_lb_state_free(&st);
-    free(u.backends);
+    free_upstream(&u);
 }
 
 static void test_avoid(void)
@@ -108,13 +118,13 @@ static void test_avoid(void)
 
     fg_lb_state_init(&st, &u);
     fg_lb_state_init(&rst, &r);
-    u.backends[1].active = 10;
+    u.backends[1].st->active = 10;
     CHECK(fg_lb_leastconn_pick(&u, &st, avoiding(&t, &u.backends[0])) == &u.backends[1]);
     for (int i = 0; i < 5; i++)
         CHECK(fg_lb_roundrobin_pick(&r, &rst, avoiding(&t, &r.backends[1])) == &r.backends[0]);
     fg_lb_state_free(&st);
     fg_lb_state_free(&rst);
-    free(u.backends);
+    free_upstream(&u);
     free(r.backends);
     /* an upstream with a single, avoided backend has nothing to offer */
     {
@@ -124,7 +134,7 @@ static void test_avoid(void)
         struct fg_lb_state sst;
         fg_lb_state_init(&sst, &s);
         CHECK(fg_balancer_pick(&s, &sst, avoiding(&t, &s.backends[0])) == NULL);
-        CHECK_UINT(s.backends[0].active, 0);
+        CHECK_UINT(s.backends[0].st->active, 0);
         fg_lb_state_free(&sst);
         free(s.backends);
     }
@@ -148,7 +158,7 @@ static void test_smooth_round_robin(void)
     }
     CHECK_STR(got, expect);
     fg_lb_state_free(&st);
-    free(u.backends);
+    free_upstream(&u);
 }
 
 static void test_round_robin_shares(void)
@@ -168,7 +178,7 @@ static void test_round_robin_shares(void)
     CHECK_UINT(seen[0], 300);
     CHECK_UINT(seen[1], 100);
     fg_lb_state_free(&st);
-    free(u.backends);
+    free_upstream(&u);
 }
 
 /* max_requests: a full backend is skipped; when all are full the pick
@@ -187,17 +197,17 @@ static void test_max_requests(void)
     fg_lb_state_init(&st, &u);
     for (int i = 0; i < 3; i++)
         CHECK((got[i] = fg_balancer_pick(&u, &st, NULL)) != NULL);
-    CHECK_UINT(u.backends[0].active, 1);
-    CHECK_UINT(u.backends[1].active, 2);
+    CHECK_UINT(u.backends[0].st->active, 1);
+    CHECK_UINT(u.backends[1].st->active, 2);
     CHECK(fg_balancer_pick(&u, &st, NULL) == NULL);
     CHECK(fg_balancer_all_full(&u, NULL) == 1);
     fg_balancer_release(got[0]);
     CHECK(fg_balancer_pick(&u, &st, NULL) == &u.backends[0]);
-    atomic_store(&u.backends[0].down, 1);
-    atomic_store(&u.backends[1].down, 1);
+    atomic_store(&u.backends[0].st->down, 1);
+    atomic_store(&u.backends[1].st->down, 1);
     CHECK(fg_balancer_all_full(&u, NULL) == 0);
     fg_lb_state_free(&st);
-    free(u.backends);
+    free_upstream(&u);
 }
 
 /* Retries: at most budget_percent of the last ten seconds' requests plus

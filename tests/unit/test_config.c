@@ -434,8 +434,8 @@ static void check_full(const struct fg_config *cfg)
         CHECK_UINT(m->backends[0].weight, 3);
         CHECK_UINT(m->backends[0].index, 0);
         CHECK(m->backends[0].upstream == m);
-        CHECK_UINT(atomic_load(&m->backends[0].active), 0);
-        CHECK_UINT(atomic_load(&m->backends[0].total), 0);
+        CHECK_UINT(atomic_load(&m->backends[0].st->active), 0);
+        CHECK_UINT(atomic_load(&m->backends[0].st->total), 0);
         CHECK_STR(m->backends[1].addr.text, "127.0.0.1:9002");
         CHECK_UINT(m->backends[1].weight, 1);
         CHECK_UINT(m->backends[1].index, 1);
