@@ -38,6 +38,7 @@
 
 struct fg_keyset {
     _Atomic unsigned refs;              /* the current pointer's, and one per exchange */
+    const struct fg_config *cfg;        /* whose keys it points to: one reference */
     const struct fg_api_key **keys;     /* config keys and file keys */
     unsigned n;
     struct fg_api_key *file_keys;       /* owned: freed with the set */
@@ -56,6 +57,9 @@ struct named_state {
 };
 
 static struct {
+    /* taken by whoever reloads (main thread: the key file; a reload: the
+     * whole configuration, from the main thread or the admin API) */
+    pthread_mutex_t lock;
     const struct fg_config *cfg;
     struct fg_worker *workers;
     unsigned nworkers;
@@ -65,7 +69,7 @@ static struct {
     _Atomic(struct named_state *) states;
     struct stat file_seen;              /* the key file as last loaded */
     int have_file_seen;
-} A;
+} A = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* ---- key sets ------------------------------------------------------------ */
 
@@ -125,6 +129,7 @@ static void keyset_free(struct fg_keyset *ks)
     fg_api_keys_free(ks->file_keys, ks->nfile_keys);
     free(ks->keys);
     free(ks->slots);
+    fg_config_unref((struct fg_config *)ks->cfg);
     free(ks);
 }
 
@@ -137,9 +142,10 @@ static void keyset_unref(struct fg_keyset *ks)
 /* A set of the config's keys and <file_keys> (taken over, also on error).
  * Names are unique across both: the key file may not redefine a config
  * key. */
-static struct fg_keyset *keyset_build(struct fg_api_key *file_keys, unsigned nfile, char **err)
+static struct fg_keyset *keyset_build(const struct fg_config *cfg, struct fg_api_key *file_keys,
+                                      unsigned nfile, char **err)
 {
-    const struct fg_access_cfg *ac = A.cfg->access;
+    const struct fg_access_cfg *ac = cfg->access;
     struct fg_keyset *ks = calloc(1, sizeof(*ks));
     unsigned n = ac->nkeys + nfile, size = 8;
 
@@ -147,6 +153,7 @@ static struct fg_keyset *keyset_build(struct fg_api_key *file_keys, unsigned nfi
         fg_api_keys_free(file_keys, nfile);
         goto oom;
     }
+    ks->cfg = fg_config_ref((struct fg_config *)cfg);
     ks->file_keys = file_keys;
     ks->nfile_keys = nfile;
     atomic_init(&ks->refs, 1);
@@ -223,42 +230,87 @@ static void publish(struct fg_keyset *ks)
 
 /* ---- loading ------------------------------------------------------------- */
 
-static int load_file(struct fg_keyset **out, char **err)
+/* The key set of <cfg>: its own keys and its key file's; *seen says what
+ * file was read. */
+static int load_file(const struct fg_config *cfg, struct fg_keyset **out, struct stat *seen,
+                     char **err)
 {
-    const char *path = A.cfg->access->key_file;
+    const char *path = cfg->access->key_file;
     struct fg_api_key *keys = NULL;
     unsigned n = 0;
-    struct stat st;
 
     if (path) {
-        if (stat(path, &st) < 0) {
+        if (stat(path, seen) < 0) {
             *err = fg_format("%s: %s", path, strerror(errno));
             return -1;
         }
-        if (fg_key_file_load(A.cfg, path, &keys, &n, err) < 0)
+        if (fg_key_file_load(cfg, path, &keys, &n, err) < 0)
             return -1;
-        A.file_seen = st;
-        A.have_file_seen = 1;
     }
-    return (*out = keyset_build(keys, n, err)) ? 0 : -1;
+    return (*out = keyset_build(cfg, keys, n, err)) ? 0 : -1;
+}
+
+struct fg_access_next {
+    const struct fg_config *cfg;
+    struct fg_keyset *ks;
+    struct stat seen;
+};
+
+struct fg_access_next *fg_access_prepare(const struct fg_config *cfg, char **err)
+{
+    struct fg_access_next *nx = calloc(1, sizeof(*nx));
+
+    *err = NULL;
+    if (!nx) {
+        *err = fg_format("out of memory");
+        return NULL;
+    }
+    nx->cfg = cfg;
+    pthread_mutex_lock(&A.lock);        /* the limit states by name */
+    if (cfg->access && load_file(cfg, &nx->ks, &nx->seen, err) < 0) {
+        pthread_mutex_unlock(&A.lock);
+        free(nx);
+        return NULL;
+    }
+    pthread_mutex_unlock(&A.lock);
+    return nx;
+}
+
+void fg_access_commit(struct fg_access_next *nx)
+{
+    const struct fg_config *cfg = nx->cfg;
+
+    pthread_mutex_lock(&A.lock);
+    A.cfg = cfg;
+    A.have_file_seen = cfg->access && cfg->access->key_file;
+    A.file_seen = nx->seen;
+    publish(nx->ks);                    /* NULL: no access section any more */
+    if (nx->ks && cfg->access->key_file)
+        fg_log_info("%u API keys (%u from %s)", nx->ks->n, nx->ks->nfile_keys,
+                    cfg->access->key_file);
+    else if (nx->ks)
+        fg_log_info("%u API keys", nx->ks->n);
+    pthread_mutex_unlock(&A.lock);
+    free(nx);
+}
+
+void fg_access_abandon(struct fg_access_next *nx)
+{
+    if (!nx)
+        return;
+    keyset_unref(nx->ks);
+    free(nx);
 }
 
 int fg_access_start(const struct fg_config *cfg, struct fg_worker *workers, unsigned n, char **err)
 {
-    struct fg_keyset *ks;
+    struct fg_access_next *nx;
 
-    A.cfg = cfg;
     A.workers = workers;
     A.nworkers = n;
-    if (!cfg->access)
-        return 0;
-    if (load_file(&ks, err) < 0)
+    if (!(nx = fg_access_prepare(cfg, err)))
         return -1;
-    publish(ks);
-    if (cfg->access->key_file)
-        fg_log_info("%u API keys (%u from %s)", ks->n, ks->nfile_keys, cfg->access->key_file);
-    else
-        fg_log_info("%u API keys", ks->n);
+    fg_access_commit(nx);
     return 0;
 }
 
@@ -272,31 +324,40 @@ int fg_access_reload(int force)
 {
     const char *path;
     struct fg_keyset *ks;
-    struct stat st;
+    struct stat st, seen;
     char *err = NULL;
+    int rc = 0;
 
+    pthread_mutex_lock(&A.lock);
     if (!A.cfg || !A.cfg->access || !(path = A.cfg->access->key_file))
-        return 0;
+        goto out;
     if (stat(path, &st) < 0) {
         /* a rename-over in progress, or a mistake: keep serving the old keys */
         if (force)
             fg_log_error("key file %s: %s; the keys loaded before stay in use", path,
                          strerror(errno));
-        return -1;
+        rc = -1;
+        goto out;
     }
     if (!force && A.have_file_seen && !changed(&st, &A.file_seen))
-        return 0;
-    if (load_file(&ks, &err) < 0) {
+        goto out;
+    if (load_file(A.cfg, &ks, &seen, &err) < 0) {
         fg_log_error("key file not reloaded, the keys loaded before stay in use: %s",
                      err ? err : "out of memory");
         free(err);
         A.file_seen = st;           /* report a bad file once, not every second */
         A.have_file_seen = 1;
-        return -1;
+        rc = -1;
+        goto out;
     }
+    A.file_seen = seen;
+    A.have_file_seen = 1;
     publish(ks);
     fg_log_info("key file %s reloaded: %u API keys", path, ks->n);
-    return 1;
+    rc = 1;
+out:
+    pthread_mutex_unlock(&A.lock);
+    return rc;
 }
 
 void fg_access_stop(void)
@@ -450,7 +511,7 @@ static void refuse(struct fg_limit_refusal *why, const struct scope *sc, const c
 
 int fg_access_admit(struct fg_exchange *x, struct fg_limit_refusal *why)
 {
-    const struct fg_access_cfg *ac = x->worker->cfg->access;
+    const struct fg_access_cfg *ac = x->gen->cfg->access;
     const struct fg_route *r = x->route;
     uint64_t now = now_ns();
     struct fg_rate_verdict v;

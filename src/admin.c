@@ -11,6 +11,8 @@
 #include <event2/buffer.h>
 
 #include "fg/admin.h"
+#include "fg/config.h"
+#include "fg/reload.h"
 #include "fg/admin_api.h"
 #include "fg/config.h"
 #include "fg/log.h"
@@ -153,7 +155,7 @@ static void reply_json(struct fg_exchange *x, int status, json_t *doc)
 
 static void status(struct fg_exchange *x)
 {
-    const struct fg_config *cfg = x->worker->cfg;
+    const struct fg_config *cfg = x->gen->cfg;
     json_t *doc = json_object(), *ups = json_object();
 
     for (unsigned i = 0; i < cfg->nupstreams; i++)
@@ -198,7 +200,7 @@ static void metrics(struct fg_exchange *x)
     char *text = NULL;
     size_t len = 0;
 
-    if (fg_metrics_render(x->worker->cfg, &text, &len) < 0) {
+    if (fg_metrics_render(x->gen->cfg, &text, &len) < 0) {
         free(text);
         fg_exchange_reply_error(x, 500, "out_of_memory", "out of memory");
         return;
@@ -277,7 +279,7 @@ static const char *body_of(struct fg_exchange *x, size_t *len)
 /* POST /upstreams/NAME/backends/ADDRESS and POST /routes/NAME/split */
 static void change(struct fg_exchange *x)
 {
-    const struct fg_config *cfg = x->worker->cfg;
+    const struct fg_config *cfg = x->gen->cfg;
     size_t pos = 0, len, plen = x->path_len;
     char a[256], b[256], c[256], d[256], err[256];
     const char *body;
@@ -339,6 +341,33 @@ static void change(struct fg_exchange *x)
     fg_exchange_reply_error(x, 404, "not_found", "no such admin endpoint");
 }
 
+/* POST /reload (or /admin/reload): the configuration file, loaded again;
+ * answered once every worker has it (reload.c). */
+static void reload(struct fg_exchange *x)
+{
+    char *msg = NULL;
+    int rc;
+
+    if (!is_method(x, "POST")) {
+        not_allowed(x, "POST");
+        return;
+    }
+    fg_log_info("admin: reload asked by %s", x->client ? x->client->addr : "?");
+    rc = fg_reload(x->worker, &msg);
+    if (rc == 0) {
+        struct fg_config *now = fg_runtime_config();
+        reply_json(x, 200, json_pack("{s:s, s:s}", "result", "reloaded", "config",
+                                     now ? now->path : ""));
+        fg_config_unref(now);
+    } else if (rc == -1) {
+        fg_exchange_reply_error(x, 422, "invalid_config", msg ? msg : "out of memory");
+    } else {
+        fg_exchange_reply_error_ex(x, 503, "reload_unavailable", msg ? msg : "not now",
+                                   "retry-after", "1");
+    }
+    free(msg);
+}
+
 static void admin_end(struct fg_exchange *x)
 {
     int is_status = path_is(x, "/status"), is_metrics = path_is(x, "/metrics");
@@ -349,6 +378,10 @@ static void admin_end(struct fg_exchange *x)
     if (!fg_admin_authorized(x)) {
         fg_exchange_reply_error_ex(x, 401, "unauthorized", "the admin API needs its bearer token",
                                    "www-authenticate", "Bearer realm=\"fleetgate-admin\"");
+        return;
+    }
+    if (path_is(x, "/reload") || path_is(x, "/admin/reload")) {
+        reload(x);
         return;
     }
     if (!is_status && !is_metrics && !is_config) {
@@ -364,7 +397,7 @@ static void admin_end(struct fg_exchange *x)
     } else if (is_metrics) {
         metrics(x);
     } else {
-        char *text = fg_admin_config_json(x->worker->cfg);
+        char *text = fg_admin_config_json(x->gen->cfg);
         if (!text) {
             fg_exchange_reply_error(x, 500, "out_of_memory", "out of memory");
             return;

@@ -22,7 +22,7 @@ static pthread_mutex_t split_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int fg_admin_authorized(const struct fg_exchange *x)
 {
-    const struct fg_config *cfg = x->worker->cfg;
+    const struct fg_config *cfg = x->gen->cfg;
     unsigned char d[SHA256_DIGEST_LENGTH];
 
     if (!cfg->admin_token_set)

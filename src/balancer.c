@@ -11,6 +11,8 @@ int fg_lb_state_init(struct fg_lb_state *st, const struct fg_upstream *u)
     st->cursor = 0;
     fg_retry_budget_init(&st->budget);
     memset(&st->queue, 0, sizeof(st->queue));
+    st->queue.u = (struct fg_upstream *)u;
+    st->queue.lb = st;
     st->current = calloc(u->nbackends ? u->nbackends : 1, sizeof(*st->current));
     return st->current ? 0 : -1;
 }

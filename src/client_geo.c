@@ -11,11 +11,12 @@
 #include "fg/log.h"
 #include "fg/worker.h"
 
-/* The database in use, replaced on reload. Workers look up without a lock:
- * each publishes the handle it is about to use in its own hazard slot and
- * checks it is still current; the reloader closes the old handle once no
- * slot names it (a lookup takes microseconds). The configuration's own
- * handle is the first, and the configuration closes it. */
+/* The database in use: the current configuration's, replaced by a reload.
+ * Workers look up without a lock: each publishes the handle it is about to
+ * use in its own hazard slot and checks it is still current; the reloader
+ * waits until no slot names the old handle (a lookup takes microseconds).
+ * A configuration closes its own handle when it is freed, which is after
+ * that. */
 static struct {
     const struct fg_config *cfg;
     struct fg_worker *workers;
@@ -31,34 +32,20 @@ void fg_geo_start(const struct fg_config *cfg, struct fg_worker *workers, unsign
     atomic_store(&G.current, cfg->geoip_db);
 }
 
-static void retire(struct fg_geoip *old)
+void fg_geo_switch(const struct fg_config *cfg)
 {
+    const struct fg_config *prev = G.cfg;
+    struct fg_geoip *old = atomic_exchange(&G.current, cfg->geoip_db);
+
+    G.cfg = cfg;
+    if (!old)
+        return;
     for (unsigned i = 0; i < G.nworkers; i++)
         while (atomic_load(&G.workers[i].geo_hazard) == old)
             sched_yield();
-    if (old != G.cfg->geoip_db)
+    /* the previous configuration closes its own when it goes */
+    if (!prev || old != prev->geoip_db)
         fg_geoip_close(old);
-}
-
-int fg_geo_reload(void)
-{
-    const struct fg_geoip_cfg *gc = G.cfg ? G.cfg->geoip : NULL;
-    struct fg_geoip *db, *old;
-    char *err = NULL;
-
-    if (!gc)
-        return 0;
-    if (!(db = fg_geoip_open(gc->database, gc->asn_database, &err))) {
-        fg_log_error("GeoIP database not reopened, the one opened before stays in use: %s",
-                     err ? err : "out of memory");
-        free(err);
-        return -1;
-    }
-    old = atomic_exchange(&G.current, db);
-    if (old)
-        retire(old);
-    fg_log_info("GeoIP database %s reopened", gc->database);
-    return 1;
 }
 
 void fg_geo_stop(void)
@@ -74,7 +61,7 @@ void fg_geo_stop(void)
 
 const struct fg_ip *fg_exchange_client_ip(struct fg_exchange *x)
 {
-    const struct fg_client_cfg *cc = &x->worker->cfg->client;
+    const struct fg_client_cfg *cc = &x->gen->cfg->client;
     const char *values[16];
     size_t lens[16];
     unsigned n = 0;
@@ -122,8 +109,8 @@ const struct fg_geo *fg_exchange_geo(struct fg_exchange *x)
     if (!ip->family)
         return &x->geo;
     if (!G.cfg) {                       /* no daemon (unit tests): the config's */
-        if (x->worker->cfg->geoip_db)
-            fg_geoip_lookup(x->worker->cfg->geoip_db, ip->family, ip->addr, &x->geo);
+        if (x->gen->cfg->geoip_db)
+            fg_geoip_lookup(x->gen->cfg->geoip_db, ip->family, ip->addr, &x->geo);
         return &x->geo;
     }
     do {

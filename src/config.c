@@ -1005,6 +1005,7 @@ struct fg_config *fg_config_parse(const char *text, size_t len, const char *name
         oom(&c);
         goto fail;
     }
+    atomic_init(&c.cfg->refs, 1);
     if (!json_is_object(root)) {
         fail(&c, AT_VALUE, "must be an object");
         goto fail;
@@ -1049,6 +1050,18 @@ struct fg_config *fg_config_load(const char *path, char **err)
 void fg_client_cfg_defaults(struct fg_client_cfg *cc)
 {
     set_defaults(client_fields, cc);
+}
+
+struct fg_config *fg_config_ref(struct fg_config *cfg)
+{
+    atomic_fetch_add_explicit(&cfg->refs, 1, memory_order_relaxed);
+    return cfg;
+}
+
+void fg_config_unref(struct fg_config *cfg)
+{
+    if (cfg && atomic_fetch_sub_explicit(&cfg->refs, 1, memory_order_acq_rel) == 1)
+        fg_config_free(cfg);
 }
 
 void fg_config_free(struct fg_config *cfg)

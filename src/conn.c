@@ -200,6 +200,7 @@ struct pp_wait {
 static void pp_free(struct pp_wait *pw, int close_fd)
 {
     fg_conn_unregister(pw->l->worker, &pw->base);
+    fg_worker_listener_unref(pw->l);
     event_free(pw->ev);
     if (close_fd)
         evutil_closesocket(pw->fd);
@@ -258,8 +259,10 @@ static void pp_read(evutil_socket_t fd, short what, void *arg)
     }
     struct fg_worker_listener *l = pw->l;
     struct fg_client_info ci = pw->client;
+    l->refs++;                          /* a reload may have closed it meanwhile */
     pp_free(pw, 0);
     start_stream(l, fd, &ci);
+    fg_worker_listener_unref(l);
 }
 
 static void wait_proxy_header(struct fg_worker_listener *l, evutil_socket_t fd,
@@ -276,6 +279,7 @@ static void wait_proxy_header(struct fg_worker_listener *l, evutil_socket_t fd,
         return;
     }
     pw->l = l;
+    l->refs++;
     pw->fd = fd;
     pw->client = *ci;
     fg_conn_register(w, &pw->base, pp_close_now);
@@ -293,7 +297,7 @@ void fg_conn_accept(struct evconnlistener *evl, evutil_socket_t fd, struct socka
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     client_addr(sa, &ci);
     /* only a trusted peer may say who the client is */
-    if (l->cfg->proxy_protocol && cc->ntrusted_proxies &&
+    if (l->proxy_protocol && cc->ntrusted_proxies &&
         fg_ip_in(&ci.ip, cc->trusted_proxies, cc->ntrusted_proxies))
         wait_proxy_header(l, fd, &ci);
     else

@@ -13,23 +13,17 @@
 #include "fg/access.h"
 #include "fg/access_log.h"
 #include "fg/client_geo.h"
+#include "fg/config.h"
 #include "fg/daemon.h"
 #include "fg/handler.h"
 #include "fg/health.h"
 #include "fg/log.h"
+#include "fg/reload.h"
 #include "fg/sd_notify.h"
 #include "fg/stats.h"
 #include "fg/tls.h"
 #include "fg/wait_queue.h"
 #include "fg/worker.h"
-
-static void free_ctxs(SSL_CTX **ctxs, unsigned n)
-{
-    for (unsigned i = 0; i < n; i++)
-        if (ctxs[i])
-            SSL_CTX_free(ctxs[i]);
-    free(ctxs);
-}
 
 static const struct fg_app gateway_app = {
     .name = "fleetgate",
@@ -78,27 +72,20 @@ static void drain(struct fg_worker *workers, unsigned n, const sigset_t *set, un
     }
 }
 
-int fg_daemon_run(const struct fg_config *cfg, const struct fg_app *app)
+int fg_daemon_run(struct fg_config *cfg, const struct fg_app *app)
 {
-    SSL_CTX **ctxs = calloc(cfg->nlisteners, sizeof(*ctxs));
     struct fg_worker *workers = calloc(cfg->workers, sizeof(*workers));
-    unsigned ninit = 0, nstarted = 0;
+    unsigned ninit = 0, nstarted = 0, nworkers = cfg->workers;
+    struct fg_config *now;
     sigset_t set;
-    int sig = 0, status = 1;
+    int sig = 0, status = 1, runtime = 0;
     char *err = NULL;
-    struct fg_health *health = NULL;
 
     if (!app)
         app = &gateway_app;
-    if (!ctxs || !workers) {
+    if (!workers) {
         fg_log_error("out of memory");
         goto out;
-    }
-    for (unsigned i = 0; i < cfg->nlisteners; i++) {
-        if (cfg->listeners[i].tls && !(ctxs[i] = fg_tls_server_ctx(cfg->listeners[i].tls, &err))) {
-            fg_log_error("%s", err ? err : "TLS set-up failed");
-            goto out;
-        }
     }
 
     /* Every thread inherits this mask: signals are taken by sigwait() here,
@@ -115,12 +102,10 @@ int fg_daemon_run(const struct fg_config *cfg, const struct fg_app *app)
         goto out;
     }
 
-    for (; ninit < cfg->workers; ninit++) {
-        if (fg_worker_init(&workers[ninit], ninit, cfg, app, ctxs, &err) < 0) {
-            fg_log_error("%s", err ? err : "worker set-up failed");
-            fg_worker_free(&workers[ninit]);
-            goto out;
-        }
+    runtime = 1;
+    if (fg_runtime_start(cfg, app, workers, nworkers, &ninit, &err) < 0) {
+        fg_log_error("%s", err ? err : "worker set-up failed");
+        goto out;
     }
     fg_wait_queue_register(workers, ninit);
     fg_stats_register(workers, ninit);
@@ -130,12 +115,11 @@ int fg_daemon_run(const struct fg_config *cfg, const struct fg_app *app)
     }
     fg_geo_start(cfg, workers, ninit);
     /* after the signal mask: the checker thread inherits it */
-    health = fg_health_start(cfg, &err);
-    if (!health && err) {
+    if (fg_runtime_start_health(&err) < 0) {
         fg_log_error("%s", err);
         goto out;
     }
-    for (; nstarted < cfg->workers; nstarted++) {
+    for (; nstarted < nworkers; nstarted++) {
         if (fg_worker_start(&workers[nstarted]) != 0) {
             fg_log_error("cannot start worker thread: %s", strerror(errno));
             goto out;
@@ -146,13 +130,16 @@ int fg_daemon_run(const struct fg_config *cfg, const struct fg_app *app)
                     cfg->listeners[i].tls ? " (TLS)" : "");
     if (cfg->admin_enabled)
         fg_log_info("admin listener on %s (GET /status)", cfg->admin.addr.text);
-    fg_log_info("%s %s started with %u worker%s", app->name, PACKAGE_VERSION, cfg->workers,
-                cfg->workers == 1 ? "" : "s");
+    fg_log_info("%s %s started with %u worker%s", app->name, PACKAGE_VERSION, nworkers,
+                nworkers == 1 ? "" : "s");
     fg_sd_notify("READY=1");
 
     for (;;) {
         /* the key file is looked at every key_file_check_ms between signals */
-        unsigned ms = cfg->access && cfg->access->key_file ? cfg->access->key_file_check_ms : 0;
+        unsigned ms;
+        now = fg_runtime_config();
+        ms = now->access && now->access->key_file ? now->access->key_file_check_ms : 0;
+        fg_config_unref(now);
         struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
         if (ms)
             sig = sigtimedwait(&set, NULL, &ts);
@@ -164,10 +151,10 @@ int fg_daemon_run(const struct fg_config *cfg, const struct fg_app *app)
             continue;
         }
         if (sig == SIGHUP) {
-            fg_log_info("SIGHUP: reloading the key file and reopening the GeoIP databases (a "
-                        "full configuration reload is not available yet)");
-            fg_access_reload(1);
-            fg_geo_reload();
+            char *msg = NULL;
+            fg_log_info("SIGHUP: reloading the configuration");
+            fg_reload(NULL, &msg);      /* logs what happened */
+            free(msg);
             continue;
         }
         if (sig == SIGUSR1) {
@@ -176,30 +163,37 @@ int fg_daemon_run(const struct fg_config *cfg, const struct fg_app *app)
         }
         break;
     }
+    fg_reload_refuse();
     fg_sd_notify("STOPPING=1");
-    if (sig == SIGTERM)
-        drain(workers, nstarted, &set, cfg->drain_timeout_ms);
-    else
+    if (sig == SIGTERM) {
+        now = fg_runtime_config();
+        drain(workers, nstarted, &set, now->drain_timeout_ms);
+        fg_config_unref(now);
+    } else {
         fg_log_info("SIGINT: stopping now");
+    }
     status = 0;
 out:
+    fg_reload_refuse();
     for (unsigned i = 0; i < nstarted; i++)
         fg_worker_stop(&workers[i]);
     for (unsigned i = 0; i < nstarted; i++)
         fg_worker_join(&workers[i]);
-    /* the checker thread may kick the workers' queues: stop it first */
-    fg_health_stop(health);
+    /* the checker thread may kick the workers' queues: stop it first; the
+     * access module and the GeoIP handle go before the configurations */
+    if (runtime)
+        fg_runtime_stop_health();
     fg_wait_queue_register(NULL, 0);
-    fg_stats_register(NULL, 0);
     /* freeing a worker ends its exchanges, which give their limits back */
     for (unsigned i = 0; i < ninit; i++)
         fg_worker_free(&workers[i]);
+    fg_stats_register(NULL, 0);
     fg_access_stop();
     fg_geo_stop();
+    if (runtime)
+        fg_runtime_stop();
     fg_access_log_close();
     free(workers);
-    if (ctxs)
-        free_ctxs(ctxs, cfg->nlisteners);
     free(err);
     return status;
 }

@@ -54,10 +54,23 @@ void fg_exchange_reset(struct fg_exchange *x)
     x->resp_content_length = -1;
 }
 
+/* The exchange is done with its generation (it may be freed, and its
+ * configuration with it). */
+static void leave_gen(struct fg_exchange *x)
+{
+    struct fg_wgen *g = x->gen;
+
+    x->gen = NULL;
+    fg_wgen_unref(g);
+}
+
 void fg_exchange_destroy(struct fg_exchange *x)
 {
     if (x->handler)
         x->handler->release(x);
+    x->handler = NULL;
+    if (x->gen)
+        leave_gen(x);
     fg_arena_free(&x->arena);
     fg_headers_free(&x->req_headers);
     fg_headers_free(&x->req_trailers);
@@ -75,11 +88,13 @@ struct fg_exchange *fg_exchange_get(struct fg_worker *w)
     if (x) {
         TAILQ_REMOVE(&w->free_exchanges, x, link);
         w->nfree_exchanges--;
-        return x;
-    }
-    x = malloc(sizeof(*x));
-    if (x)
+    } else {
+        if (!(x = malloc(sizeof(*x))))
+            return NULL;
         fg_exchange_init(x, w);
+    }
+    x->gen = w->gen;
+    fg_wgen_ref(x->gen);
     return x;
 }
 
@@ -90,6 +105,8 @@ void fg_exchange_put(struct fg_exchange *x)
     fg_stats_exchange_end(w, x);
     if (x->handler)
         x->handler->release(x);
+    x->handler = NULL;
+    leave_gen(x);
     if (w->nfree_exchanges >= MAX_FREE_EXCHANGES) {
         fg_exchange_destroy(x);
         free(x);

@@ -72,6 +72,6 @@ int main(int argc, char **argv)
     mallopt(M_TRIM_THRESHOLD, 16 << 20);
     mallopt(M_MMAP_THRESHOLD, 1 << 20);
     status = fg_daemon_run(cfg, NULL);
-    fg_config_free(cfg);
+    fg_config_unref(cfg);
     return status;
 }

@@ -187,7 +187,7 @@ static int bind_backend(struct fg_exchange *x, struct evbuffer *pending, int req
     int socket_failures = 0;
 
     for (;;) {
-        if (!b && !(b = fg_balancer_pick(u, &w->lb[u->index], x->tried)))
+        if (!b && !(b = fg_balancer_pick(u, &x->gen->lb[u->index], x->tried)))
             return -1;
         c = fg_uconn_acquire(w, b, x, 1);
         if (c)
@@ -331,7 +331,7 @@ static struct fg_backend *retry_target(struct fg_exchange *x, int nothing_sent)
 {
     struct fg_upstream *u = x->upstream;
     const struct fg_retry_cfg *rc = &u->retry;
-    struct fg_lb_state *st = &x->worker->lb[u->index];
+    struct fg_lb_state *st = &x->gen->lb[u->index];
     struct fg_backend *b;
 
     if (!rc->enabled || x->state != FG_X_UPSTREAM || x->attempts >= rc->max_retries)
@@ -419,7 +419,7 @@ static void retry_or_fail(struct fg_exchange *x, int status, const char *code,
             to = retry_target(x, 1);
     } else if (x->attempts < 1) {
         note_tried(x, x->backend);
-        to = fg_balancer_pick(u, &x->worker->lb[u->index], x->tried);
+        to = fg_balancer_pick(u, &x->gen->lb[u->index], x->tried);
     }
     if (to) {
         x->attempts++;
@@ -672,7 +672,7 @@ static void dispatch(struct fg_exchange *x, const struct fg_route *route)
     x->keep_limit = keep_limit(x);
     atomic_fetch_add_explicit(&u->st->requests, 1, memory_order_relaxed);
     if (u->retry.enabled)
-        fg_retry_budget_request(&x->worker->lb[u->index].budget, fg_outlier_now_ms());
+        fg_retry_budget_request(&x->gen->lb[u->index].budget, fg_outlier_now_ms());
     /* requests waiting already go first */
     if (u->limited && atomic_load(&u->st->queued)) {
         enqueue(x);
@@ -687,7 +687,7 @@ static void dispatch(struct fg_exchange *x, const struct fg_route *route)
 
 void fg_proxy_start(struct fg_exchange *x)
 {
-    const struct fg_config *cfg = x->worker->cfg;
+    const struct fg_config *cfg = x->gen->cfg;
     const struct fg_route *route;
     int need_body = 0;
 
@@ -723,7 +723,7 @@ void fg_proxy_start(struct fg_exchange *x)
 /* The body of a request that waits for its route is complete. */
 static void body_read(struct fg_exchange *x)
 {
-    const struct fg_config *cfg = x->worker->cfg;
+    const struct fg_config *cfg = x->gen->cfg;
     struct evbuffer *b = x->inspect_body;
     size_t len = b ? evbuffer_get_length(b) : 0, start, end;
     const char *text = len ? (const char *)evbuffer_pullup(b, -1) : "";
@@ -744,7 +744,7 @@ int fg_proxy_request_body(struct fg_exchange *x, const char *data, size_t len)
     struct evbuffer *out;
 
     if (x->awaiting_body) {
-        uint64_t max = x->worker->cfg->client.model_body_bytes;
+        uint64_t max = x->gen->cfg->client.model_body_bytes;
         if ((!x->inspect_body && !(x->inspect_body = evbuffer_new())) ||
             evbuffer_get_length(x->inspect_body) + len > max ||
             evbuffer_add(x->inspect_body, data, len) < 0) {

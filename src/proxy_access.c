@@ -27,7 +27,7 @@ static int name_is(const char *want, const char *name, size_t nlen)
 
 int fg_proxy_access_dropped(const struct fg_exchange *x, const char *name, size_t nlen)
 {
-    const struct fg_config *cfg = x->worker->cfg;
+    const struct fg_config *cfg = x->gen->cfg;
     const struct fg_geoip_cfg *g = cfg->geoip;
     const struct fg_route *r = x->route;
 
@@ -45,7 +45,7 @@ int fg_proxy_access_dropped(const struct fg_exchange *x, const char *name, size_
 
 void fg_proxy_access_start(struct fg_exchange *x)
 {
-    const struct fg_config *cfg = x->worker->cfg;
+    const struct fg_config *cfg = x->gen->cfg;
     const struct fg_geoip_cfg *g = cfg->geoip;
     struct fg_headers *h = &x->req_headers;
 
@@ -62,7 +62,7 @@ int fg_proxy_access_needs_body(const struct fg_exchange *x, const struct fg_rout
     const struct fg_api_key *k = x->api_key;
     size_t len;
 
-    return route_keyed(x->worker->cfg, r) && k && x->auth_result == FG_AUTH_OK && k->nmodels &&
+    return route_keyed(x->gen->cfg, r) && k && x->auth_result == FG_AUTH_OK && k->nmodels &&
            x->req_has_body && !x->body_model_known && !fg_request_model(x, &len);
 }
 
@@ -95,7 +95,7 @@ int fg_proxy_access_check(struct fg_exchange *x, const struct fg_route *r)
     const char *model;
     size_t len;
 
-    if (!route_keyed(x->worker->cfg, r)) {
+    if (!route_keyed(x->gen->cfg, r)) {
         /* an open route: the key, if any, plays no part; only the route's
          * own limits apply */
         fg_access_release(x);
@@ -171,7 +171,7 @@ static size_t add_line(char *p, const char *name, const char *value, size_t vlen
 
 size_t fg_proxy_access_headers(struct fg_exchange *x, char *p)
 {
-    const struct fg_config *cfg = x->worker->cfg;
+    const struct fg_config *cfg = x->gen->cfg;
     const struct fg_geoip_cfg *g = cfg->geoip;
     const struct fg_route *r = x->route;
     size_t n = 0;

@@ -12,6 +12,7 @@
 #include "fg/proxy.h"
 #include "fg/stream.h"
 #include "fg/uconn.h"
+#include "fg/wgen.h"
 #include "fg/worker.h"
 
 static void set_state(struct fg_uconn *c, enum fg_uconn_state to)
@@ -98,7 +99,7 @@ static struct fg_uconn *uconn_connect(struct fg_worker *w, struct fg_backend *b)
 struct fg_uconn *fg_uconn_acquire(struct fg_worker *w, struct fg_backend *b,
                                   struct fg_exchange *x, int allow_pooled)
 {
-    struct fg_pool *pool = fg_worker_pool(w, b);
+    struct fg_pool *pool = x->gen->pools[b->upstream->index][b->index];
     struct fg_uconn *c = allow_pooled ? TAILQ_FIRST(&pool->idle) : NULL;
 
     if (c) {
@@ -110,14 +111,16 @@ struct fg_uconn *fg_uconn_acquire(struct fg_worker *w, struct fg_backend *b,
         c = uconn_connect(w, b);
         if (!c)
             return NULL;
+        c->pool = pool;
     }
+    c->backend = b;                     /* pooled by an older generation, maybe */
     c->x = x;
     return c;
 }
 
 void fg_uconn_release(struct fg_uconn *c, int reusable)
 {
-    struct fg_pool *pool = fg_worker_pool(c->worker, c->backend);
+    struct fg_pool *pool = c->pool;
     struct fg_upstream *u = c->backend->upstream;
 
     c->x = NULL;
@@ -133,6 +136,7 @@ void fg_uconn_release(struct fg_uconn *c, int reusable)
     c->hname = c->hvalue = NULL;
     c->hname_len = c->hvalue_len = c->head_bytes = 0;
     fg_uconn_set_timeouts(c, u->keepalive_timeout_ms, 0);
+    c->backend = NULL;                  /* its configuration may go before it */
     fg_stream_enable(c->bev, EV_READ);
     /* most recently used first: it is the least likely to have been closed
      * by the backend's own keep-alive timer */
@@ -143,23 +147,11 @@ void fg_uconn_release(struct fg_uconn *c, int reusable)
 void fg_uconn_close(struct fg_uconn *c)
 {
     if (c->state == FG_UC_IDLE) {
-        struct fg_pool *pool = fg_worker_pool(c->worker, c->backend);
+        struct fg_pool *pool = c->pool;
         TAILQ_REMOVE(&pool->idle, c, link);
         pool->nidle--;
     }
     c->state = FG_UC_CLOSED;
     fg_stream_free(c->bev);
     free(c);
-}
-
-void fg_uconn_pool_drain(struct fg_worker *w)
-{
-    const struct fg_config *cfg = w->cfg;
-
-    for (unsigned u = 0; u < cfg->nupstreams; u++)
-        for (unsigned b = 0; b < cfg->upstreams[u].nbackends; b++) {
-            struct fg_pool *pool = &w->pools[u][b];
-            while (!TAILQ_EMPTY(&pool->idle))
-                fg_uconn_close(TAILQ_FIRST(&pool->idle));
-        }
 }

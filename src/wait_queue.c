@@ -8,6 +8,7 @@
 #include "fg/log.h"
 #include "fg/outlier.h"
 #include "fg/proxy.h"
+#include "fg/wgen.h"
 #include "fg/worker.h"
 
 static struct fg_worker *all_workers;
@@ -21,7 +22,7 @@ void fg_wait_queue_register(struct fg_worker *workers, unsigned n)
 
 static struct fg_wait_queue *queue_of(struct fg_exchange *x)
 {
-    return &x->worker->lb[x->upstream->index].queue;
+    return &x->gen->lb[x->upstream->index].queue;
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg);
@@ -72,33 +73,31 @@ static void unlink_waiter(struct fg_wait_queue *q, struct fg_exchange *x)
     TAILQ_REMOVE(&q->waiters, x, qlink);
     x->queued = 0;
     atomic_fetch_sub(&q->n, 1);
+    atomic_fetch_sub(&q->w->waiting, 1);
     atomic_fetch_sub(&x->upstream->st->queued, 1);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
-    struct fg_worker *w = arg;
+    struct fg_wait_queue *q = arg;
+    struct fg_wgen *g = q->gen;
     uint64_t now = fg_outlier_now_ms();
+    struct fg_exchange *x;
 
     (void)fd;
     (void)what;
-    /* one timer per queue shares this callback: look at every queue of
-     * the worker (upstreams are few) */
-    for (unsigned ui = 0; ui < w->cfg->nupstreams; ui++) {
-        struct fg_wait_queue *q = &w->lb[ui].queue;
-        struct fg_exchange *x;
-
-        if (!q->inited)
-            continue;
-        while ((x = TAILQ_FIRST(&q->waiters)) && x->queue_deadline_ms <= now + 1) {
-            unlink_waiter(q, x);
-            atomic_fetch_add_explicit(&x->upstream->st->queue_timeouts, 1, memory_order_relaxed);
-            fg_proxy_queue_expired(x);
-        }
-        /* or a held or ejected backend is back */
-        fg_wait_queue_drain(w, ui);
-        arm(q, &w->cfg->upstreams[ui]);
+    /* answering the last waiter may end its generation's last exchange:
+     * hold the generation (and this queue) until done */
+    fg_wgen_ref(g);
+    while ((x = TAILQ_FIRST(&q->waiters)) && x->queue_deadline_ms <= now + 1) {
+        unlink_waiter(q, x);
+        atomic_fetch_add_explicit(&x->upstream->st->queue_timeouts, 1, memory_order_relaxed);
+        fg_proxy_queue_expired(x);
     }
+    /* or a held or ejected backend is back */
+    fg_wait_queue_drain(q);
+    arm(q, q->u);
+    fg_wgen_unref(g);
 }
 
 int fg_wait_queue_add(struct fg_exchange *x)
@@ -113,7 +112,9 @@ int fg_wait_queue_add(struct fg_exchange *x)
     }
     if (!q->inited) {
         TAILQ_INIT(&q->waiters);
-        if (!(q->timer = evtimer_new(x->worker->base, on_deadline, x->worker))) {
+        q->w = x->worker;
+        q->gen = x->gen;
+        if (!(q->timer = evtimer_new(x->worker->base, on_deadline, q))) {
             atomic_fetch_sub(&u->st->queued, 1);
             return -1;
         }
@@ -124,11 +125,12 @@ int fg_wait_queue_add(struct fg_exchange *x)
     x->queue_deadline_ms = fg_outlier_now_ms() + u->queue.timeout_ms;
     TAILQ_INSERT_TAIL(&q->waiters, x, qlink);
     atomic_fetch_add(&q->n, 1);
+    atomic_fetch_add(&q->w->waiting, 1);
     if (TAILQ_FIRST(&q->waiters) == x)
         arm(q, u);
     /* a slot freed between the failed pick and the count above woke no
      * one: look again now that the count is visible */
-    fg_wait_queue_drain(x->worker, u->index);
+    fg_wait_queue_drain(q);
     return 0;
 }
 
@@ -142,17 +144,18 @@ void fg_wait_queue_remove(struct fg_exchange *x)
         arm(q, x->upstream);
 }
 
-void fg_wait_queue_drain(struct fg_worker *w, unsigned ui)
+void fg_wait_queue_drain(struct fg_wait_queue *q)
 {
-    struct fg_wait_queue *q = &w->lb[ui].queue;
-    struct fg_upstream *u = &w->cfg->upstreams[ui];
+    struct fg_upstream *u = q->u;
     struct fg_exchange *x;
+    struct fg_wgen *g;
     int moved = 0;
 
     if (!q->inited)
         return;
+    fg_wgen_ref(g = q->gen);            /* see on_deadline() */
     while ((x = TAILQ_FIRST(&q->waiters))) {
-        struct fg_backend *b = fg_balancer_pick(u, &w->lb[ui], x->tried);
+        struct fg_backend *b = fg_balancer_pick(u, q->lb, x->tried);
         if (!b) {
             if (fg_balancer_all_full(u, x->tried))
                 break;          /* wait for the next free slot */
@@ -167,13 +170,15 @@ void fg_wait_queue_drain(struct fg_worker *w, unsigned ui)
     }
     if (moved || !TAILQ_FIRST(&q->waiters))
         arm(q, u);
+    fg_wgen_unref(g);
 }
 
 void fg_wait_queue_kick(const struct fg_upstream *u)
 {
     for (unsigned i = 0; i < nworkers; i++) {
         struct fg_worker *w = &all_workers[i];
-        if (w->lb && atomic_load(&w->lb[u->index].queue.n))
+        (void)u;
+        if (atomic_load(&w->waiting))
             fg_worker_kick(w);
     }
 }

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <event2/listener.h>
 
 #include "fg/admin.h"
+#include "fg/config.h"
 #include "fg/conn.h"
 #include "fg/exchange.h"
 #include "fg/front.h"
@@ -38,6 +40,24 @@ static char *errorf(const char *fmt, const char *a, const char *b)
     return m;
 }
 
+static void listener_close(struct fg_worker_listener *l)
+{
+    if (l->evl)
+        evconnlistener_free(l->evl);    /* new connections are refused */
+    l->evl = NULL;
+    TAILQ_REMOVE(&l->worker->listeners, l, link);
+    fg_worker_listener_unref(l);
+}
+
+void fg_worker_listener_unref(struct fg_worker_listener *l)
+{
+    if (--l->refs)
+        return;
+    if (l->ssl_ctx)
+        SSL_CTX_free(l->ssl_ctx);
+    free(l);
+}
+
 static void begin_drain(struct fg_worker *w)
 {
     struct fg_client_conn *c, *next;
@@ -45,11 +65,8 @@ static void begin_drain(struct fg_worker *w)
     if (w->draining)
         return;
     w->draining = 1;
-    for (unsigned i = 0; i < w->nlisteners; i++) {
-        if (w->listeners[i].evl)
-            evconnlistener_free(w->listeners[i].evl);   /* new connections are refused */
-        w->listeners[i].evl = NULL;
-    }
+    while (!TAILQ_EMPTY(&w->listeners))
+        listener_close(TAILQ_FIRST(&w->listeners));
     for (c = TAILQ_FIRST(&w->conns); c; c = next) {
         next = TAILQ_NEXT(c, link);
         if (c->drain)
@@ -80,9 +97,12 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
         event_base_loopbreak(w->base);
 }
 
+static void apply_update(struct fg_worker *w);
+
 static void on_kick(evutil_socket_t fd, short what, void *arg)
 {
     struct fg_worker *w = arg;
+    struct fg_wgen *g, *next;
     uint64_t v;
 
     (void)what;
@@ -90,9 +110,18 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
     if (read(fd, &v, sizeof(v)) < 0) {
         /* EAGAIN: a kick we already took */
     }
-    for (unsigned u = 0; u < w->cfg->nupstreams; u++)
-        if (atomic_load_explicit(&w->lb[u].queue.n, memory_order_relaxed))
-            fg_wait_queue_drain(w, u);
+    apply_update(w);
+    if (!atomic_load_explicit(&w->waiting, memory_order_relaxed))
+        return;
+    /* a drained queue may end its generation's last exchange */
+    for (g = TAILQ_FIRST(&w->gens); g; g = next) {
+        fg_wgen_ref(g);
+        for (unsigned u = 0; u < g->cfg->nupstreams; u++)
+            if (atomic_load_explicit(&g->lb[u].queue.n, memory_order_relaxed))
+                fg_wait_queue_drain(&g->lb[u].queue);
+        next = TAILQ_NEXT(g, link);
+        fg_wgen_unref(g);
+    }
 }
 
 void fg_worker_kick(struct fg_worker *w)
@@ -109,40 +138,174 @@ static void on_accept_error(struct evconnlistener *evl, void *arg)
     int e = EVUTIL_SOCKET_ERROR();
 
     /* EMFILE and friends: the listener keeps going; log and carry on */
-    fg_log_warn("worker %u: accept on %s: %s", l->worker->id, l->cfg->addr.text,
+    fg_log_warn("worker %u: accept on %s: %s", l->worker->id, l->addr.text,
                 evutil_socket_error_to_string(e));
 }
 
-static int add_listener(struct fg_worker *w, const struct fg_listener_cfg *lc, SSL_CTX *ssl_ctx,
-                        const struct fg_handler_ops *handler, char **err)
+int fg_listen_socket(const struct fg_listener_cfg *lc, char **err)
 {
-    struct fg_worker_listener *l = &w->listeners[w->nlisteners];
-    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE |
-                     LEV_OPT_REUSEABLE_PORT;
+    int one = 1, fd = socket(lc->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
-    if (lc->addr.ss.ss_family == AF_INET6)
-        flags |= LEV_OPT_BIND_IPV6ONLY;
+    if (fd < 0)
+        goto fail;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+        (lc->addr.ss.ss_family == AF_INET6 &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+        bind(fd, (const struct sockaddr *)&lc->addr.ss, lc->addr.len) < 0 ||
+        listen(fd, lc->backlog) < 0)
+        goto fail;
+    return fd;
+fail:
+    *err = errorf("cannot listen on %s: %s", lc->addr.text, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
+/* Worker thread (or before it starts): listens on <fd>, which it owns. */
+static int add_listener(struct fg_worker *w, const struct fg_worker_update_listener *ul, char **err)
+{
+    struct fg_worker_listener *l = calloc(1, sizeof(*l));
+    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;
+
+    if (!l) {
+        close(ul->fd);
+        *err = errorf("worker: out of memory%s%s", "", "");
+        return -1;
+    }
     l->worker = w;
-    l->cfg = lc;
-    l->ssl_ctx = ssl_ctx;
-    l->handler = handler;
-    l->evl = evconnlistener_new_bind(w->base, fg_conn_accept, l, flags, lc->backlog,
-                                     (const struct sockaddr *)&lc->addr.ss, (int)lc->addr.len);
+    l->addr = ul->lc->addr;
+    l->proxy_protocol = ul->lc->proxy_protocol;
+    l->ssl_ctx = ul->ssl_ctx;
+    l->handler = ul->handler;
+    l->refs = 1;
+    l->evl = evconnlistener_new(w->base, fg_conn_accept, l, flags, -1, ul->fd);
     if (!l->evl) {
-        *err = errorf("cannot listen on %s: %s", lc->addr.text, strerror(errno));
+        *err = errorf("cannot listen on %s: %s", l->addr.text, strerror(errno));
+        close(ul->fd);
+        l->ssl_ctx = NULL;              /* the caller's reference */
+        free(l);
         return -1;
     }
     evconnlistener_set_error_cb(l->evl, on_accept_error);
-    w->nlisteners++;
+    TAILQ_INSERT_TAIL(&w->listeners, l, link);
     return 0;
 }
 
-int fg_worker_init(struct fg_worker *w, unsigned id, const struct fg_config *cfg,
-                   const struct fg_app *app, SSL_CTX **ssl_ctxs, char **err)
+static int same_listener(const struct fg_worker_listener *l, const struct fg_listener_cfg *lc)
+{
+    return l->addr.len == lc->addr.len && memcmp(&l->addr.ss, &lc->addr.ss, lc->addr.len) == 0;
+}
+
+/* The listeners of an update: sockets kept (their TLS context, handler and
+ * PROXY flag updated), opened and closed. */
+static int update_listeners(struct fg_worker *w, struct fg_worker_update *up, char **first_err)
+{
+    struct fg_worker_listener *l, *next;
+    char *err = NULL;
+    int rc = 0;
+
+    for (l = TAILQ_FIRST(&w->listeners); l; l = next) {
+        unsigned i = 0;
+        next = TAILQ_NEXT(l, link);
+        while (i < up->n && !(up->l[i].fd < 0 && same_listener(l, up->l[i].lc)))
+            i++;
+        if (i == up->n) {
+            listener_close(l);
+            continue;
+        }
+        if (l->ssl_ctx)
+            SSL_CTX_free(l->ssl_ctx);
+        l->ssl_ctx = up->l[i].ssl_ctx;
+        up->l[i].ssl_ctx = NULL;
+        l->handler = up->l[i].handler;
+        l->proxy_protocol = up->l[i].lc->proxy_protocol;
+        l->addr = up->l[i].lc->addr;
+    }
+    for (unsigned i = 0; i < up->n; i++) {
+        if (up->l[i].fd < 0)
+            continue;
+        if (add_listener(w, &up->l[i], &err) < 0) {
+            if (first_err && !*first_err) {
+                *first_err = err;
+            } else {
+                fg_log_error("worker %u: %s", w->id, err ? err : "out of memory");
+                free(err);
+            }
+            err = NULL;
+            rc = -1;
+        } else {
+            up->l[i].ssl_ctx = NULL;    /* the listener's now */
+        }
+        up->l[i].fd = -1;
+    }
+    return rc;
+}
+
+void fg_worker_update_free(struct fg_worker_update *up)
+{
+    if (!up)
+        return;
+    for (unsigned i = 0; i < up->n; i++) {
+        if (up->l[i].fd >= 0)
+            close(up->l[i].fd);
+        if (up->l[i].ssl_ctx)
+            SSL_CTX_free(up->l[i].ssl_ctx);
+    }
+    fg_config_unref((struct fg_config *)up->cfg);
+    free(up);
+}
+
+static int take_update(struct fg_worker *w, struct fg_worker_update *up, char **err)
+{
+    struct fg_wgen *g = fg_wgen_new(w, up->cfg, w->gen);
+
+    if (!g) {
+        *err = errorf("worker: out of memory%s%s", "", "");
+        return -1;
+    }
+    TAILQ_INSERT_TAIL(&w->gens, g, link);
+    if (!w->draining && update_listeners(w, up, w->gen ? NULL : err) < 0 && !w->gen) {
+        w->gen = g;                     /* freed with the worker */
+        w->cfg = g->cfg;
+        return -1;
+    }
+    if (w->gen)
+        fg_wgen_unref(w->gen);          /* no longer current */
+    w->gen = g;
+    w->cfg = g->cfg;
+    return 0;
+}
+
+/* Worker thread: takes the update a reload left, if any. */
+static void apply_update(struct fg_worker *w)
+{
+    struct fg_worker_update *up = atomic_exchange(&w->update, NULL);
+    uint64_t seq = atomic_load(&w->update_seq);
+    char *err = NULL;
+
+    if (!up)
+        return;
+    if (take_update(w, up, &err) < 0) {
+        fg_log_error("worker %u: the new configuration is not taken: %s", w->id,
+                     err ? err : "out of memory");
+        free(err);
+    }
+    fg_worker_update_free(up);
+    atomic_store(&w->applied_seq, seq);
+}
+
+void fg_worker_apply_now(struct fg_worker *w)
+{
+    apply_update(w);
+}
+
+int fg_worker_init(struct fg_worker *w, unsigned id, struct fg_worker_update *first,
+                   const struct fg_app *app, char **err)
 {
     memset(w, 0, sizeof(*w));
     w->id = id;
-    w->cfg = cfg;
     w->app = app;
     w->stop_fd = -1;
     w->kick_fd = -1;
@@ -190,35 +353,9 @@ int fg_worker_init(struct fg_worker *w, unsigned id, const struct fg_config *cfg
         return -1;
     }
 
-    /* at least one slot: a configuration without upstreams (fleetgate-model)
-     * must not read as out of memory */
-    w->pools = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof(*w->pools));
-    w->lb = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof(*w->lb));
-    if (!w->pools || !w->lb) {
-        *err = errorf("worker: out of memory%s%s", "", "");
-        return -1;
-    }
-    for (unsigned u = 0; u < cfg->nupstreams; u++) {
-        const struct fg_upstream *up = &cfg->upstreams[u];
-        w->pools[u] = calloc(up->nbackends, sizeof(**w->pools));
-        if (!w->pools[u] || fg_lb_state_init(&w->lb[u], up) < 0) {
-            *err = errorf("worker: out of memory%s%s", "", "");
-            return -1;
-        }
-        for (unsigned b = 0; b < up->nbackends; b++)
-            TAILQ_INIT(&w->pools[u][b].idle);
-    }
-
-    w->listeners = calloc(cfg->nlisteners + 1, sizeof(*w->listeners));
-    if (!w->listeners) {
-        *err = errorf("worker: out of memory%s%s", "", "");
-        return -1;
-    }
-    for (unsigned i = 0; i < cfg->nlisteners; i++)
-        if (add_listener(w, &cfg->listeners[i], ssl_ctxs[i],
-                         app->handler ? app->handler : &fg_proxy_handler, err) < 0)
-            return -1;
-    if (cfg->admin_enabled && add_listener(w, &cfg->admin, NULL, &fg_admin_handler, err) < 0)
+    TAILQ_INIT(&w->gens);
+    TAILQ_INIT(&w->listeners);
+    if (take_update(w, first, err) < 0)
         return -1;
     if (app->worker_init) {
         if (app->worker_init(w, app->ctx, err) < 0)
@@ -268,28 +405,24 @@ void fg_worker_join(struct fg_worker *w)
 
 void fg_worker_free(struct fg_worker *w)
 {
-    const struct fg_config *cfg = w->cfg;
-
-    for (unsigned i = 0; i < w->nlisteners; i++)
-        if (w->listeners[i].evl)
-            evconnlistener_free(w->listeners[i].evl);
+    while (!TAILQ_EMPTY(&w->listeners))
+        listener_close(TAILQ_FIRST(&w->listeners));
     /* the loop has stopped: close what is still open, so nothing leaks */
     while (!TAILQ_EMPTY(&w->conns))
         TAILQ_FIRST(&w->conns)->close_now(TAILQ_FIRST(&w->conns));
-    free(w->listeners);
     fg_mirror_stop_all(w);             /* copies no client connection owns */
     if (w->app_inited && w->app->worker_fini)
         w->app->worker_fini(w, w->app->ctx);
-    if (w->pools) {
-        fg_uconn_pool_drain(w);
-        for (unsigned u = 0; u < cfg->nupstreams; u++)
-            free(w->pools[u]);
-        free(w->pools);
-    }
-    if (w->lb) {
-        for (unsigned u = 0; u < cfg->nupstreams; u++)
-            fg_lb_state_free(&w->lb[u]);
-        free(w->lb);
+    fg_worker_update_free(atomic_exchange(&w->update, NULL));
+    if (w->gen)
+        fg_wgen_unref(w->gen);          /* the last, with no exchange left */
+    w->gen = NULL;
+    while (!TAILQ_EMPTY(&w->gens)) {    /* cannot be: an exchange leaked */
+        struct fg_wgen *g = TAILQ_FIRST(&w->gens);
+        fg_log_error("worker %u: a configuration generation still has %u references", w->id,
+                     g->refs);
+        g->refs = 1;
+        fg_wgen_unref(g);
     }
     while (!TAILQ_EMPTY(&w->free_exchanges)) {
         struct fg_exchange *x = TAILQ_FIRST(&w->free_exchanges);
@@ -317,9 +450,4 @@ void fg_worker_free(struct fg_worker *w)
     if (w->base)
         event_base_free(w->base);
     memset(w, 0, sizeof(*w));
-}
-
-struct fg_pool *fg_worker_pool(struct fg_worker *w, const struct fg_backend *b)
-{
-    return &w->pools[b->upstream->index][b->index];
 }

@@ -41,6 +41,15 @@ int fg_access_start(const struct fg_config *cfg, struct fg_worker *workers, unsi
  * to do; -1: the file could not be used (logged; the old keys stay). */
 int fg_access_reload(int force);
 
+/* A reload of the whole configuration, in two steps so that a bad key file
+ * rejects it before anything changed: the key set of <cfg> (NULL with *err
+ * set when its key file is bad), then, once the reload goes ahead, that
+ * set in use (and <cfg>'s key file watched). Either thread that reloads. */
+struct fg_access_next;
+struct fg_access_next *fg_access_prepare(const struct fg_config *cfg, char **err);
+void fg_access_commit(struct fg_access_next *nx);
+void fg_access_abandon(struct fg_access_next *nx);
+
 /* Calls <fn> for every key's limit state (any thread; /metrics). */
 void fg_access_foreach_state(void (*fn)(const char *name, const struct fg_limit_state *s,
                                          void *arg),

@@ -12,12 +12,12 @@ struct fg_config;
 struct fg_exchange;
 struct fg_worker;
 
-/* The daemon's database handle, reopened on SIGHUP (main thread):
- * fg_geo_start() before the workers run, fg_geo_stop() after they stopped.
- * fg_geo_reload(): 1 reopened, 0 no "geoip", -1 could not (logged; the
- * handle before stays in use). */
+/* The daemon's database handle, the current configuration's (a reload,
+ * reload.c, opens the files again): fg_geo_start() before the workers run,
+ * fg_geo_stop() after they stopped. */
 void fg_geo_start(const struct fg_config *cfg, struct fg_worker *workers, unsigned n);
-int fg_geo_reload(void);
+/* A reload: <cfg>'s database (opened by its loader) is the one in use. */
+void fg_geo_switch(const struct fg_config *cfg);
 void fg_geo_stop(void);
 
 /* The peer, unless the peer is in client.trusted_proxies: then the first

@@ -344,6 +344,7 @@ struct fg_log_cfg {
 };
 
 struct fg_config {
+    _Atomic unsigned refs;          /* fg_config_ref(): the loader's, workers' generations */
     char *path;                     /* file it was loaded from */
     unsigned workers;               /* resolved: "auto" -> number of CPUs */
     struct fg_listener_cfg *listeners;

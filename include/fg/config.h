@@ -20,7 +20,13 @@ struct fg_config *fg_config_load(const char *path, char **err);
  * NUL-terminated. On success, *err is set to NULL. */
 struct fg_config *fg_config_parse(const char *text, size_t len, const char *name, char **err);
 
+/* Frees it whatever its references (what the loader made and nothing else
+ * holds). */
 void fg_config_free(struct fg_config *cfg);
+/* A snapshot shared by a running gateway's threads: fg_config_load() gives
+ * one reference; the last fg_config_unref() frees it, in whichever thread. */
+struct fg_config *fg_config_ref(struct fg_config *cfg);
+void fg_config_unref(struct fg_config *cfg);
 
 /* Fills <cc> with the documented defaults of the "client" object, for
  * programs that build a configuration without a file (fleetgate-model). */

@@ -9,6 +9,6 @@ struct fg_app;
  * until SIGTERM or SIGINT: creates the TLS contexts and the workers, runs
  * them, then tears everything down. Returns the process exit status (0, or
  * 1 when start-up failed, with the reason logged). */
-int fg_daemon_run(const struct fg_config *cfg, const struct fg_app *app);
+int fg_daemon_run(struct fg_config *cfg, const struct fg_app *app);
 
 #endif

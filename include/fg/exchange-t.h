@@ -18,6 +18,7 @@
 
 struct fg_exchange;
 struct fg_worker;
+struct fg_wgen;
 struct fg_uconn;
 struct evbuffer;
 struct fg_handler_ops;
@@ -64,6 +65,9 @@ enum fg_exchange_state {
 struct fg_exchange {
     enum fg_exchange_state state;
     struct fg_worker *worker;
+    /* the worker's generation it started in (one reference): its route,
+     * upstream and backends are of gen->cfg, whatever reloads happen */
+    struct fg_wgen *gen;
     const struct fg_front_ops *front;
     void *front_data;                   /* h1 connection or h2 stream */
     const struct fg_client_info *client;

@@ -11,6 +11,7 @@
 struct fg_stream;
 struct fg_worker;
 struct fg_backend;
+struct fg_pool;
 struct fg_exchange;
 
 enum fg_uconn_state {
@@ -23,7 +24,8 @@ enum fg_uconn_state {
 struct fg_uconn {
     enum fg_uconn_state state;
     struct fg_worker *worker;
-    struct fg_backend *backend;
+    struct fg_backend *backend;         /* of the exchange it serves; NULL while idle */
+    struct fg_pool *pool;               /* where it waits when idle (fg/wgen.h) */
     struct fg_stream *bev;
     struct fg_exchange *x;
     TAILQ_ENTRY(fg_uconn) link;         /* pool idle list */

@@ -18,8 +18,6 @@ void fg_uconn_release(struct fg_uconn *c, int reusable);
 /* Closes and frees at once. */
 void fg_uconn_close(struct fg_uconn *c);
 
-/* Closes every idle connection of the worker (shutdown). */
-void fg_uconn_pool_drain(struct fg_worker *w);
 
 /* Applies the read and write timeouts of the connection's phase. */
 void fg_uconn_set_timeouts(struct fg_uconn *c, unsigned read_ms, unsigned write_ms);

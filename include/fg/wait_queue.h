@@ -19,7 +19,15 @@ struct event;
 
 TAILQ_HEAD(fg_waiters, fg_exchange);
 
+struct fg_lb_state;
+struct fg_wgen;
+
+/* One per upstream in each of a worker's generations (in its lb state). */
 struct fg_wait_queue {
+    struct fg_upstream *u;              /* whose */
+    struct fg_lb_state *lb;             /* the balancer state it is part of */
+    struct fg_worker *w;
+    struct fg_wgen *gen;                /* the generation it is part of */
     struct fg_waiters waiters;          /* oldest first */
     _Atomic unsigned n;                 /* read by other workers: whom to wake */
     struct event *timer;                /* the oldest waiter's deadline; lazily made */
@@ -35,7 +43,7 @@ int fg_wait_queue_add(struct fg_exchange *x);
 /* Takes <x> out (the client went away). */
 void fg_wait_queue_remove(struct fg_exchange *x);
 /* Hands free slots of upstream <ui> to this worker's oldest waiters. */
-void fg_wait_queue_drain(struct fg_worker *w, unsigned ui);
+void fg_wait_queue_drain(struct fg_wait_queue *q);
 /* A slot of <u> was freed: wake the workers that have waiters for it. */
 void fg_wait_queue_kick(const struct fg_upstream *u);
 void fg_wait_queue_fini(struct fg_wait_queue *q);

@@ -14,6 +14,7 @@
 #include "fg/config-t.h"
 #include "fg/exchange-t.h"
 #include "fg/request_id.h"
+#include "fg/wgen.h"
 
 struct event_base;
 struct event;
@@ -22,8 +23,6 @@ struct fg_uconn;
 struct fg_loop;
 struct fg_app;
 struct fg_handler_ops;
-
-TAILQ_HEAD(fg_uconn_list, fg_uconn);
 
 /* Every client connection a worker holds, whatever its protocol phase, so
  * that stopping the worker can close each one and leak nothing. */
@@ -37,18 +36,35 @@ struct fg_client_conn {
 TAILQ_HEAD(fg_client_conn_list, fg_client_conn);
 TAILQ_HEAD(fg_exchange_list, fg_exchange);
 
-/* Idle keep-alive connections to one backend. */
-struct fg_pool {
-    struct fg_uconn_list idle;
-    unsigned nidle;
-};
-
+/* A listening socket of the worker. What a connection needs of it is
+ * copied here, not pointed to in a configuration, so a reload can change or
+ * remove it while a connection accepted from it is still being set up (a
+ * PROXY header or a TLS handshake): it is freed with its last reference. */
 struct fg_worker_listener {
+    TAILQ_ENTRY(fg_worker_listener) link;
     struct fg_worker *worker;
-    const struct fg_listener_cfg *cfg;
-    SSL_CTX *ssl_ctx;                   /* shared by all workers; NULL: cleartext */
+    struct fg_addr addr;
+    int proxy_protocol;
+    SSL_CTX *ssl_ctx;                   /* one reference; NULL: cleartext */
     const struct fg_handler_ops *handler;
-    struct evconnlistener *evl;
+    struct evconnlistener *evl;         /* NULL once closed */
+    unsigned refs;                      /* 1 while listening, + connections being set up */
+};
+TAILQ_HEAD(fg_listener_list, fg_worker_listener);
+
+/* What a reload hands a worker (reload.c): the configuration to take, and
+ * for each of its listeners (the admin listener last), a socket bound for
+ * it or -1 (keep the one listening on that address), with a reference to
+ * its TLS context. */
+struct fg_worker_update {
+    const struct fg_config *cfg;        /* one reference, for the worker */
+    unsigned n;
+    struct fg_worker_update_listener {
+        const struct fg_listener_cfg *lc;
+        const struct fg_handler_ops *handler;
+        int fd;
+        SSL_CTX *ssl_ctx;
+    } l[];
 };
 
 struct fg_keyset;
@@ -66,12 +82,18 @@ struct fg_worker {
     pthread_t thread;
     struct event_base *base;
     struct fg_loop *loop;               /* what this thread's fg_streams share */
-    const struct fg_config *cfg;
+    const struct fg_config *cfg;        /* the current generation's */
+    struct fg_wgen *gen;                /* the current generation: new exchanges */
+    struct fg_wgen_list gens;           /* every generation still in use */
+    /* a reload's update, taken on the next kick (reload.c), and the
+     * sequence number of the last one taken */
+    _Atomic(struct fg_worker_update *) update;
+    _Atomic uint64_t update_seq, applied_seq;
+    _Atomic unsigned waiting;           /* exchanges in this worker's wait queues */
     const struct fg_app *app;           /* what the listeners serve */
     void *app_worker;                   /* the application's per-worker state */
     int app_inited;                     /* app->worker_init succeeded */
-    struct fg_worker_listener *listeners;
-    unsigned nlisteners;
+    struct fg_listener_list listeners;  /* open ones */
     int stop_fd;                        /* eventfd: the main thread asks us to stop */
     struct event *stop_ev;
     int kick_fd;                        /* eventfd: a backend slot freed; drain wait queues */
@@ -84,9 +106,6 @@ struct fg_worker {
     struct fg_rng rng;
     struct fg_exchange_list free_exchanges;
     unsigned nfree_exchanges;
-
-    struct fg_pool **pools;             /* [upstream index][backend index] */
-    struct fg_lb_state *lb;             /* [upstream index] */
 
     unsigned mirrors_in_flight;         /* copies of requests sent by this worker, unfinished */
     struct fg_exchange_list mirrors;    /* those copies (closed when the worker stops) */

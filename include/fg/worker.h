@@ -3,12 +3,23 @@
 
 #include "fg/worker-t.h"
 
-/* Creates the worker's event base, pools and listening sockets (bound here,
- * in the calling thread, so a bind error stops start-up). <ssl_ctxs> has one
- * entry per listener (NULL for cleartext). Returns 0, or -1 with *err set to
- * a malloc'd message. Calls app->worker_init last. */
-int fg_worker_init(struct fg_worker *w, unsigned id, const struct fg_config *cfg,
-                   const struct fg_app *app, SSL_CTX **ssl_ctxs, char **err);
+/* Creates the worker's event base and its first generation, listening on
+ * the sockets of <first> (bound by the caller, so a bind error stops
+ * start-up; the worker takes what <first> holds, the caller still frees
+ * it). Returns 0, or -1 with *err set to a malloc'd message. Calls
+ * app->worker_init last. */
+int fg_worker_init(struct fg_worker *w, unsigned id, struct fg_worker_update *first,
+                   const struct fg_app *app, char **err);
+/* A listening socket for <lc> (SO_REUSEPORT: one per worker), or -1 with
+ * *err set. */
+int fg_listen_socket(const struct fg_listener_cfg *lc, char **err);
+/* Frees an update and what it still holds. */
+void fg_worker_update_free(struct fg_worker_update *up);
+/* Worker thread: takes a pending update now (the admin API's reload does,
+ * on its own worker, rather than wait for the kick). */
+void fg_worker_apply_now(struct fg_worker *w);
+/* A connection being set up no longer needs its listener. */
+void fg_worker_listener_unref(struct fg_worker_listener *l);
 int fg_worker_start(struct fg_worker *w);       /* spawns the thread */
 void fg_worker_stop(struct fg_worker *w);       /* any thread: asks it to stop */
 /* Any thread: asks it to close its listeners, let its connections finish
@@ -21,10 +32,9 @@ void fg_worker_conn_gone(struct fg_worker *w);
 void fg_worker_join(struct fg_worker *w);
 void fg_worker_free(struct fg_worker *w);
 
-/* The idle pool for backend <b>. */
-/* Any thread: the worker looks at its wait queues (wait_queue.c). */
+/* Any thread: the worker takes a pending update and looks at its wait
+ * queues (wait_queue.c). */
 void fg_worker_kick(struct fg_worker *w);
 
-struct fg_pool *fg_worker_pool(struct fg_worker *w, const struct fg_backend *b);
 
 #endif

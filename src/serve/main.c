@@ -190,6 +190,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 static struct fg_config *make_config(const struct options *o)
 {
     struct fg_config *cfg = calloc(1, sizeof(*cfg));
+    if (cfg)
+        atomic_init(&cfg->refs, 1);
 
     if (!cfg || !(cfg->path = strdup("fleetgate-model")) ||
         !(cfg->listeners = calloc(o->nlistens, sizeof(*cfg->listeners)))) {
@@ -331,7 +333,7 @@ int main(int argc, char **argv)
     status = fg_daemon_run(cfg, &app);
 out:
     serve_free(&s);
-    fg_config_free(cfg);
+    fg_config_unref(cfg);
     free(o.models);
     free(o.listens);
     return status;
