@@ -59,9 +59,16 @@ void fg_geo_stop(void)
     G.nworkers = 0;
 }
 
+/* The exchange's configuration: its generation's (an exchange made by hand,
+ * in unit tests, has none: its worker's). */
+static const struct fg_config *exchange_cfg(const struct fg_exchange *x)
+{
+    return x->gen ? x->gen->cfg : x->worker->cfg;
+}
+
 const struct fg_ip *fg_exchange_client_ip(struct fg_exchange *x)
 {
-    const struct fg_client_cfg *cc = &x->gen->cfg->client;
+    const struct fg_client_cfg *cc = &exchange_cfg(x)->client;
     const char *values[16];
     size_t lens[16];
     unsigned n = 0;
@@ -109,8 +116,8 @@ const struct fg_geo *fg_exchange_geo(struct fg_exchange *x)
     if (!ip->family)
         return &x->geo;
     if (!G.cfg) {                       /* no daemon (unit tests): the config's */
-        if (x->gen->cfg->geoip_db)
-            fg_geoip_lookup(x->gen->cfg->geoip_db, ip->family, ip->addr, &x->geo);
+        if (exchange_cfg(x)->geoip_db)
+            fg_geoip_lookup(exchange_cfg(x)->geoip_db, ip->family, ip->addr, &x->geo);
         return &x->geo;
     }
     do {

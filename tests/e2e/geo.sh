@@ -153,10 +153,11 @@ assert_json "$b" headers.[x-client-country] GB "...and MaxMind's test address is
 printf 'garbage' >"$T/geo.mmdb.new" && mv "$T/geo.mmdb.new" "$T/geo.mmdb"
 kill -HUP "$GW_PID"
 for i in $(seq 1 20); do
-    grep -q 'not reopened' "$GW_LOG" && break
+    grep -q 'configuration not reloaded' "$GW_LOG" && break
     sleep 0.1
 done
-assert_contains "$(cat "$GW_LOG")" "GeoIP database not reopened" "a bad database on SIGHUP is reported"
+assert_match "$(grep 'configuration not reloaded' "$GW_LOG")" '\$\.geoip\.database: .*geo\.mmdb' \
+    "a bad database on SIGHUP is reported: the reload is rejected, naming it"
 b=$(from h2 127.0.0.9 -H 'x-forwarded-for: 81.2.69.142')
 assert_json "$b" headers.[x-client-country] GB "...and the one opened before stays in use"
 cp "$DB/loopback-test.mmdb" "$T/geo.mmdb"
