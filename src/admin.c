@@ -80,6 +80,8 @@ static json_t *backend_json(const struct fg_backend *b)
     pthread_mutex_unlock(&m->st->info_lock);
     state = backend_state(b, &info, why, sizeof(why));
     json_object_set_new(o, "address", json_string(b->addr.text));
+    if (b->dns_name)
+        json_object_set_new(o, "dns_name", json_string(b->dns_name));
     json_object_set_new(o, "state", json_string(state));
     if (why[0])
         json_object_set_new(o, "why", json_string(why));

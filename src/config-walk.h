@@ -21,6 +21,7 @@ struct ctx {
     size_t len;
     char *dir;                  /* absolute directory of <name>, computed on first use */
     struct fg_config *cfg;
+    const struct fg_dns_answers *dns_known;  /* what "discovery": "dns" names stand for */
     struct fg_json_seg path[FG_JSON_PATH_MAX]; /* where we are, for messages */
     unsigned depth;
     char **err;
@@ -146,6 +147,14 @@ int fg_cw_set_proxy_protocol(struct ctx *c, json_t *v, void *base);
 /* After the walk: a listener with proxy_protocol needs trusted_proxies;
  * route "auth": "key" and rule "key" conditions need "access". */
 int fg_cw_check_after(struct ctx *c);
+
+/* config_dns.c */
+int fg_cw_set_dns(struct ctx *c, json_t *v, void *base);
+void fg_cw_dns_defaults(struct fg_config *cfg);
+int fg_cw_dns_name_valid(const char *s, const char **why);
+struct fg_dns_answer *fg_cw_dns_answer(struct fg_config *cfg, const struct fg_dns_answers *known,
+                                       const char *name);
+void fg_cw_free_dns(struct fg_config *cfg);
 /* A rule's "country", "continent", "asn" and "key" conditions, counted in
  * *conditions. */
 int fg_cw_set_rule_access(struct ctx *c, json_t *v, struct fg_rule *r, int *conditions);

@@ -142,11 +142,42 @@ static const char *const balance_names[] = {
 };
 _Static_assert(sizeof(enum fg_balance) == sizeof(int), "FT_ENUM stores an int");
 
+static const char *const discovery_names[] = {
+    [FG_DISCOVERY_NONE] = "none",
+    [FG_DISCOVERY_DNS] = "dns",
+    NULL,
+};
+
 static const struct field backend_fields[] = {
     {.key = "address", .type = FT_ADDR, .flags = F_REQUIRED,
      .offset = OFF(struct fg_backend, addr, struct fg_addr)},
     UINT(struct fg_backend, weight, 1, 1000, 1),
     UINT(struct fg_backend, max_requests, 0, 1000000, 0),
+    {.key = "discovery", .type = FT_ENUM, .aux = discovery_names, .def = FG_DISCOVERY_NONE,
+     .offset = OFF(struct fg_backend, discovery, int)},
+    {0},
+};
+
+/* "discovery": "dns": the address is a name, kept (in dns_name) for the
+ * answers, not resolved here */
+static int set_dns_backend_name(struct ctx *c, json_t *v, void *base)
+{
+    struct fg_backend *b = base;
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL, *why = NULL;
+
+    if (!s || !fg_cw_dns_name_valid(s, &why))
+        return fail(c, AT_VALUE, "%s", s ? why : "must be a string \"HOST:PORT\"");
+    if (!(b->dns_name = strdup(s)))
+        return oom(c);
+    return 0;
+}
+
+static const struct field dns_backend_fields[] = {
+    {.key = "address", .type = FT_FN, .fn = set_dns_backend_name, .flags = F_REQUIRED},
+    UINT(struct fg_backend, weight, 1, 1000, 1),
+    UINT(struct fg_backend, max_requests, 0, 1000000, 0),
+    {.key = "discovery", .type = FT_ENUM, .aux = discovery_names, .def = FG_DISCOVERY_NONE,
+     .offset = OFF(struct fg_backend, discovery, int)},
     {0},
 };
 
@@ -213,6 +244,7 @@ static const struct field root_fields[] = {
     {.key = "admin", .type = FT_FN, .fn = set_admin},
     {.key = "log", .type = FT_FN, .fn = set_log},
     UINT(struct fg_config, drain_timeout_ms, 0, TIMEOUT_MAX, 30000),
+    {.key = "dns", .type = FT_FN, .fn = fg_cw_set_dns},
     {0},
 };
 
@@ -315,29 +347,70 @@ static int set_upstreams(struct ctx *c, json_t *v, void *base)
     return 0;
 }
 
+/* Each entry is one backend, or with "discovery": "dns" one per address its
+ * name stands for (none while it has none). */
 static int set_backends(struct ctx *c, json_t *v, void *base)
 {
     struct fg_upstream *up = base;
-    size_t n = json_is_array(v) ? json_array_size(v) : 0;
+    size_t n = json_is_array(v) ? json_array_size(v) : 0, total = 0;
+    struct fg_backend *entries;
+    struct fg_dns_answer **answers;
+    int rc = -1;
 
     if (n == 0)
         return fail(c, AT_VALUE, "must be a non-empty array");
-    if (!(up->backends = calloc(n, sizeof *up->backends)))
+    entries = calloc(n, sizeof(*entries));
+    answers = calloc(n, sizeof(*answers));
+    if (!entries || !answers) {
+        free(entries);
+        free(answers);
         return oom(c);
-    up->nbackends = (unsigned)n;
+    }
     for (size_t i = 0; i < n; i++) {
-        struct fg_backend *b = &up->backends[i];
-        json_t *e = json_array_get(v, i);
-        b->index = (unsigned)i;
-        b->upstream = up;
+        json_t *e = json_array_get(v, i), *d = json_object_get(e, "discovery");
+        int dns = json_is_string(d) && strcmp(json_string_value(d), "dns") == 0;
         push_index(c, i);
-        if (!json_is_object(e))
-            return fail(c, AT_VALUE, "must be an object");
-        if (walk(c, e, backend_fields, b) < 0)
-            return -1;
+        if (!json_is_object(e)) {
+            fail(c, AT_VALUE, "must be an object");
+            goto out;
+        }
+        if (walk(c, e, dns ? dns_backend_fields : backend_fields, &entries[i]) < 0)
+            goto out;
+        if (dns) {
+            if (!(answers[i] = fg_cw_dns_answer(c->cfg, c->dns_known, entries[i].dns_name))) {
+                oom(c);
+                goto out;
+            }
+            total += answers[i]->naddrs;
+        } else {
+            total++;
+        }
         pop(c);
     }
-    return 0;
+    if (!(up->backends = calloc(total ? total : 1, sizeof *up->backends))) {
+        oom(c);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned k = answers[i] ? answers[i]->naddrs : 1;
+        for (unsigned j = 0; j < k; j++) {
+            struct fg_backend *b = &up->backends[up->nbackends];
+            *b = entries[i];
+            if (answers[i]) {
+                b->addr = answers[i]->addrs[j];
+                b->dns_name = answers[i]->name;     /* the configuration's copy */
+            }
+            b->index = up->nbackends++;
+            b->upstream = up;
+        }
+    }
+    rc = 0;
+out:
+    for (size_t i = 0; i < n; i++)
+        free((char *)entries[i].dns_name);
+    free(entries);
+    free(answers);
+    return rc;
 }
 
 static int set_routes(struct ctx *c, json_t *v, void *base)
@@ -992,7 +1065,14 @@ static unsigned cpu_count(void)
 
 struct fg_config *fg_config_parse(const char *text, size_t len, const char *name, char **err)
 {
-    struct ctx c = {.name = name ? name : "(config)", .text = text, .len = len, .err = err};
+    return fg_config_parse_dns(text, len, name, NULL, err);
+}
+
+struct fg_config *fg_config_parse_dns(const char *text, size_t len, const char *name,
+                                      const struct fg_dns_answers *dns, char **err)
+{
+    struct ctx c = {.name = name ? name : "(config)", .text = text, .len = len, .err = err,
+                    .dns_known = dns};
     json_error_t je;
     json_t *root;
 
@@ -1011,6 +1091,7 @@ struct fg_config *fg_config_parse(const char *text, size_t len, const char *name
         goto fail;
     }
     c.cfg->log.level = 1;               /* info */
+    fg_cw_dns_defaults(c.cfg);
     if (!(c.cfg->source = strndup(text, len))) {
         oom(&c);
         goto fail;
@@ -1035,6 +1116,11 @@ fail:
 
 struct fg_config *fg_config_load(const char *path, char **err)
 {
+    return fg_config_load_dns(path, NULL, err);
+}
+
+struct fg_config *fg_config_load_dns(const char *path, const struct fg_dns_answers *dns, char **err)
+{
     struct fg_config *cfg;
     char *text;
     size_t len;
@@ -1042,7 +1128,7 @@ struct fg_config *fg_config_load(const char *path, char **err)
     *err = NULL;
     if (load_text(path, &text, &len, err) < 0)
         return NULL;
-    cfg = fg_config_parse(text, len, path, err);
+    cfg = fg_config_parse_dns(text, len, path, dns, err);
     free(text);
     return cfg;
 }
@@ -1070,6 +1156,7 @@ void fg_config_free(struct fg_config *cfg)
         return;
     fg_config_states_free(cfg);
     fg_cw_free_access(cfg);
+    fg_cw_free_dns(cfg);
     free(cfg->log.access);
     free(cfg->source);
     for (unsigned i = 0; i < cfg->nlisteners; i++) {

@@ -17,6 +17,7 @@
 #include "fg/config.h"
 #include "fg/config_state.h"
 #include "fg/daemon.h"
+#include "fg/dns_discovery.h"
 #include "fg/handler.h"
 #include "fg/health.h"
 #include "fg/log.h"
@@ -35,6 +36,7 @@ static struct {
     struct fg_worker *workers;
     unsigned n;
     struct fg_health *health;
+    struct fg_dns *dns;                 /* the resolver thread (dns_discovery.c) */
     uint64_t seq;                       /* reloads so far */
     int refused;                        /* stopping */
 } R = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -144,7 +146,26 @@ int fg_runtime_start(struct fg_config *cfg, const struct fg_app *app, struct fg_
     SSL_CTX **ctxs;
     int rc = 0;
 
-    R.current = fg_config_ref(cfg);
+    *ninit = 0;
+    if (cfg->dns_answers.n) {
+        /* backends found by name: their addresses before the first request */
+        struct fg_dns_answers dns;
+        struct fg_config *resolved;
+        fg_dns_resolve_now(cfg, &dns);
+        resolved = fg_config_parse_dns(cfg->source, strlen(cfg->source), cfg->path, &dns, err);
+        fg_dns_answers_free(&dns);
+        if (!resolved)
+            return -1;
+        resolved->workers = cfg->workers;
+        for (unsigned i = 0; i < resolved->dns_answers.n; i++)
+            fg_log_info("dns: %s: %u address%s", resolved->dns_answers.a[i].name,
+                        resolved->dns_answers.a[i].naddrs,
+                        resolved->dns_answers.a[i].naddrs == 1 ? "" : "es");
+        R.current = resolved;           /* the parse's reference */
+        cfg = resolved;
+    } else {
+        R.current = fg_config_ref(cfg);
+    }
     R.app = app;
     R.workers = workers;
     R.n = n;
@@ -172,11 +193,18 @@ int fg_runtime_start_health(char **err)
 {
     *err = NULL;
     R.health = fg_health_start(R.current, err);
-    return !R.health && *err ? -1 : 0;
+    if (!R.health && *err)
+        return -1;
+    if (!(R.dns = fg_dns_start(err)))
+        return -1;
+    return 0;
 }
 
 void fg_runtime_stop_health(void)
 {
+    /* the resolver may be reloading: it stops first, without the lock */
+    fg_dns_stop(R.dns);
+    R.dns = NULL;
     pthread_mutex_lock(&R.lock);
     fg_health_stop(R.health);
     R.health = NULL;
@@ -241,7 +269,9 @@ static void keep_fixed(struct fg_config *next, const struct fg_config *prev)
                     prev->log.access ? prev->log.access : "nowhere");
 }
 
-static int reload_locked(struct fg_worker *self, char **msg)
+/* <dns>: a configuration built again from the running one's text with these
+ * answers; NULL: the file loaded again (its names keep their answers). */
+static int reload_locked(struct fg_worker *self, const struct fg_dns_answers *dns, char **msg)
 {
     struct fg_config *prev = R.current, *next;
     struct fg_worker_update **ups = NULL;
@@ -251,7 +281,9 @@ static int reload_locked(struct fg_worker *self, char **msg)
     char *err = NULL;
     uint64_t seq;
 
-    if (!(next = fg_config_load(prev->path, &err))) {
+    next = dns ? fg_config_parse_dns(prev->source, strlen(prev->source), prev->path, dns, &err)
+               : fg_config_load_dns(prev->path, &prev->dns_answers, &err);
+    if (!next) {
         *msg = err ? err : format("out of memory");
         return -1;
     }
@@ -302,7 +334,7 @@ fail:
     return -1;
 }
 
-int fg_reload(struct fg_worker *self, char **msg)
+static int reload(struct fg_worker *self, const struct fg_dns_answers *dns, char **msg)
 {
     int rc;
 
@@ -318,15 +350,26 @@ int fg_reload(struct fg_worker *self, char **msg)
         return -2;
     }
     fg_sd_notify("RELOADING=1");
-    fg_log_info("reloading %s", R.current->path);
-    rc = reload_locked(self, msg);
+    if (!dns)
+        fg_log_info("reloading %s", R.current->path);
+    rc = reload_locked(self, dns, msg);
     if (rc == 0)
-        fg_log_info("configuration %s reloaded (reload %llu)", R.current->path,
-                    (unsigned long long)R.seq);
+        fg_log_info("configuration %s %s (reload %llu)", R.current->path,
+                    dns ? "built again with new DNS answers" : "reloaded", (unsigned long long)R.seq);
     else
         fg_log_error("configuration not reloaded, the one loaded before stays in use: %s",
                      *msg ? *msg : "out of memory");
     fg_sd_notify("READY=1");
     pthread_mutex_unlock(&R.lock);
     return rc;
+}
+
+int fg_reload(struct fg_worker *self, char **msg)
+{
+    return reload(self, NULL, msg);
+}
+
+int fg_reload_dns(const struct fg_dns_answers *dns, char **msg)
+{
+    return reload(NULL, dns, msg);
 }

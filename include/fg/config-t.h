@@ -111,12 +111,40 @@ struct fg_backend_state {
 
 struct fg_backend {
     struct fg_addr addr;
+    /* "discovery": "dns": found under this name ("host:port", in the
+     * configuration's dns_answers); NULL: the address was written */
+    const char *dns_name;
+    int discovery;                  /* FG_DISCOVERY_* of the entry it came from */
     unsigned weight;                /* 1..1000, default 1: the configuration's */
     unsigned index;                 /* position in upstream->backends */
     struct fg_upstream *upstream;   /* owner */
     /* most requests at once, all workers; 0: no limit ("max_requests") */
     unsigned max_requests;
     struct fg_backend_state *st;    /* shared, outlives reloads */
+};
+
+enum { FG_DISCOVERY_NONE = 0, FG_DISCOVERY_DNS };
+
+/* DNS discovery: what a backend name resolved to when a configuration was
+ * built (dns_discovery.c resolves it again on its TTL). */
+struct fg_dns_answer {
+    char *name;                     /* "host:port" as written */
+    struct fg_addr *addrs;          /* every A and AAAA record, with the port; sorted */
+    unsigned naddrs;
+};
+
+struct fg_dns_answers {
+    struct fg_dns_answer *a;
+    unsigned n;
+};
+
+/* "dns": how names with "discovery": "dns" are resolved. */
+struct fg_dns_cfg {
+    char **nameservers;             /* "IP" or "IP:PORT"; none: /etc/resolv.conf's */
+    unsigned nnameservers;
+    unsigned min_ttl_ms;            /* re-resolved no sooner; default 1000 */
+    unsigned max_ttl_ms;            /* and no later; default 30000 */
+    unsigned timeout_ms;            /* per query; default 2000 */
 };
 
 /* "outlier_detection" of an upstream: passive checks on real traffic. */
@@ -365,6 +393,9 @@ struct fg_config {
     struct fg_geoip *geoip_db;      /* opened at load */
     struct fg_log_cfg log;
     unsigned drain_timeout_ms;      /* SIGTERM: how long open connections may finish; default 30000 */
+    struct fg_dns_cfg dns;
+    /* every name with "discovery": "dns", and what it stood for here */
+    struct fg_dns_answers dns_answers;
 };
 
 #endif

@@ -22,6 +22,13 @@ struct fg_config *fg_config_parse(const char *text, size_t len, const char *name
 
 /* Frees it whatever its references (what the loader made and nothing else
  * holds). */
+/* The same, where backends with "discovery": "dns" stand for the addresses
+ * <dns> gives their names (none for a name it does not have). */
+struct fg_config *fg_config_load_dns(const char *path, const struct fg_dns_answers *dns, char **err);
+struct fg_config *fg_config_parse_dns(const char *text, size_t len, const char *name,
+                                      const struct fg_dns_answers *dns, char **err);
+void fg_dns_answers_free(struct fg_dns_answers *as);
+
 void fg_config_free(struct fg_config *cfg);
 /* A snapshot shared by a running gateway's threads: fg_config_load() gives
  * one reference; the last fg_config_unref() frees it, in whichever thread. */

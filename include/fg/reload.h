@@ -46,6 +46,10 @@ struct fg_config *fg_runtime_config(void);
  * every worker to take it. Returns 0 applied; -1 rejected, with *msg (malloc'd)
  * saying why; -2 not now (another reload in progress, or stopping). */
 int fg_reload(struct fg_worker *self, char **msg);
+/* DNS discovery: the running configuration built again from its own text,
+ * with these answers for its backend names (the resolver thread). Same
+ * results as fg_reload(). */
+int fg_reload_dns(const struct fg_dns_answers *dns, char **msg);
 /* From now on reloads are refused (the gateway is stopping). */
 void fg_reload_refuse(void);
 

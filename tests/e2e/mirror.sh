@@ -84,13 +84,15 @@ assert_ge "$half" 150 "percent 50: copies (>= 150 of 400)"
 assert_le "$half" 250 "percent 50: copies (<= 250 of 400)"
 
 # a mirror 2 s slow: 20 requests are answered at once, 3 copies at most in flight
-t0=$(date +%s%N)
+# (each request's own time, not the loop's: starting 20 curls on a busy
+# machine is no measure of the gateway)
+worst=0
 for i in $(seq 1 20); do
-    fcurl -o /dev/null "$(gw_url /slow/x)"
+    ms=$(fcurl -o /dev/null -w '%{time_total}' "$(gw_url /slow/x)" | awk '{printf "%d", $1 * 1000}')
+    [ "$ms" -gt "$worst" ] && worst=$ms
 done
-ms=$((($(date +%s%N) - t0) / 1000000))
-note "20 requests with a slow mirror: ${ms} ms"
-assert_le "$ms" 1900 "a slow mirror does not delay the primary (20 requests well under one mirror answer)"
+note "20 requests with a slow mirror: the slowest took ${worst} ms"
+assert_le "$worst" 1500 "a slow mirror does not delay the primary (no request near one mirror answer, 2 s)"
 assert_eq 3 "$(backend_stat slow requests)" "copies beyond max_in_flight 3 are dropped"
 
 # copies still in flight when the gateway stops: dropped, nothing leaks

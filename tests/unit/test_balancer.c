@@ -125,18 +125,18 @@ static void test_avoid(void)
     fg_lb_state_free(&st);
     fg_lb_state_free(&rst);
     free_upstream(&u);
-    free(r.backends);
+    free_upstream(&r);
     /* an upstream with a single, avoided backend has nothing to offer */
     {
         unsigned one[] = { 1 };
         struct fg_upstream s;
-    make_upstream(&s, FG_BALANCE_LEAST_CONN, one, 1);
+        make_upstream(&s, FG_BALANCE_LEAST_CONN, one, 1);
         struct fg_lb_state sst;
         fg_lb_state_init(&sst, &s);
         CHECK(fg_balancer_pick(&s, &sst, avoiding(&t, &s.backends[0])) == NULL);
         CHECK_UINT(s.backends[0].st->active, 0);
         fg_lb_state_free(&sst);
-        free(s.backends);
+        free_upstream(&s);
     }
 }
 
