@@ -1,7 +1,8 @@
 #!/bin/bash
 # Installs the Debian 12 packages fleetgate needs that are not installed yet.
 #   scripts/deps.sh build    what building needs
-#   scripts/deps.sh test     building + the test suite's real peers
+#   scripts/deps.sh test     building + the test suite's real peers (and what
+#                            tests/e2e/deb.sh builds and checks the package with)
 #   scripts/deps.sh run      building + what the quick start runs
 #   scripts/deps.sh bench    what bench/run and bench/idle run (not the build)
 #   scripts/deps.sh train    what scripts/train-digits.py needs (numpy, sklearn's data)
@@ -11,7 +12,8 @@ set -euo pipefail
 
 build_pkgs=(build-essential autoconf automake libtool pkg-config
             libevent-dev libnghttp2-dev libssl-dev libjansson-dev libmaxminddb-dev node-llhttp)
-test_pkgs=(curl nghttp2-client nginx-light haproxy openssl python3 procps prometheus groff-base make)
+test_pkgs=(curl nghttp2-client nginx-light haproxy openssl python3 procps prometheus groff-base make
+           debhelper dpkg-dev python3-yaml)
 run_pkgs=(curl nghttp2-client)
 train_pkgs=(python3 python3-numpy python3-sklearn)
 # dpkg-buildpackage and dh (autoreconf comes with debhelper's dh-autoreconf);
