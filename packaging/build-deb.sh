@@ -26,7 +26,7 @@ usage() { echo "usage: $0 OUTDIR [TARBALL]" >&2; exit 2; }
 [ $# -ge 1 ] && [ $# -le 2 ] || usage
 out=$1
 tarball=${2:-}
-top=$(cd "$(dirname "$0")/.." && pwd)
+top=$(cd "$(dirname "$0")/.." && pwd -P)   # physical: compared with git's below
 
 for c in dpkg-buildpackage dpkg-checkbuilddeps dh; do
     command -v "$c" >/dev/null 2>&1 || {
