@@ -1,18 +1,24 @@
 #!/bin/bash
 # Installs the Debian 12 packages fleetgate needs that are not installed yet.
 #   scripts/deps.sh build    what building needs
-#   scripts/deps.sh test     building + the test suite's real peers
+#   scripts/deps.sh test     building + the test suite's real peers (and what
+#                            tests/e2e/deb.sh builds and checks the package with)
 #   scripts/deps.sh run      building + what the quick start runs
 #   scripts/deps.sh bench    what bench/run and bench/idle run (not the build)
 #   scripts/deps.sh train    what scripts/train-digits.py needs (numpy, sklearn's data)
+#   scripts/deps.sh deb      building + what packaging/build-deb.sh needs (the .deb)
 # Runs apt-get only when something is missing (as root, or through sudo).
 set -euo pipefail
 
 build_pkgs=(build-essential autoconf automake libtool pkg-config
             libevent-dev libnghttp2-dev libssl-dev libjansson-dev libmaxminddb-dev node-llhttp)
-test_pkgs=(curl nghttp2-client nginx-light haproxy openssl python3 procps prometheus groff-base make)
+test_pkgs=(curl nghttp2-client nginx-light haproxy openssl python3 procps prometheus groff-base make
+           debhelper dpkg-dev python3-yaml)
 run_pkgs=(curl nghttp2-client)
 train_pkgs=(python3 python3-numpy python3-sklearn)
+# dpkg-buildpackage and dh (autoreconf comes with debhelper's dh-autoreconf);
+# no fakeroot: debian/control says Rules-Requires-Root: no
+deb_pkgs=(debhelper dpkg-dev)
 bench_pkgs=(haproxy nginx-light nghttp2-client gnuplot-nox openssl python3 procps util-linux)
 
 case "${1:-build}" in
@@ -21,7 +27,8 @@ case "${1:-build}" in
     run)   want=("${build_pkgs[@]}" "${run_pkgs[@]}") ;;
     bench) want=("${bench_pkgs[@]}") ;;
     train) want=("${train_pkgs[@]}") ;;
-    *) echo "usage: $0 build|test|run|bench|train" >&2; exit 2 ;;
+    deb)   want=("${build_pkgs[@]}" "${deb_pkgs[@]}") ;;
+    *) echo "usage: $0 build|test|run|bench|train|deb" >&2; exit 2 ;;
 esac
 
 missing=()
