@@ -91,7 +91,9 @@ t = json.loads(text)
 for up in t.get("upstreams", {}).values():
     for b in up.get("backends", []):
         h, p = split_addr(b["address"])
-        if not is_ip(h):
+        # a name found by DNS discovery is checked as written (-t does not
+        # resolve it); others resolve only inside the cluster
+        if not is_ip(h) and b.get("discovery") != "dns":
             b["address"] = "127.0.0.1:%d" % p
 json.dump(t, open(os.path.join(out, "k8s-t.json"), "w"), indent=1)
 
@@ -225,10 +227,10 @@ for name, up in cfg["upstreams"].items():
         check(svc is not None and matches(svc["spec"].get("selector"), mlabels)
               and any(sp == p and cp == mlisten[0][1] for sp, cp in service_ports(svc, model)),
               "upstream %s: backend %s is a Service port of the model pods" % (name, b["address"]))
-        # the loader resolves a name once, at start, and keeps one address:
-        # a headless Service's name would pin one pod
-        check(svc is None or svc["spec"].get("clusterIP") != "None",
-              "upstream %s: backend %s is not the headless Service (that needs DNS discovery, packaging/README.md)"
+        # a headless Service's name has one address per ready pod: only
+        # DNS discovery makes each a backend (a plain name keeps its first)
+        check(svc is None or svc["spec"].get("clusterIP") != "None" or b.get("discovery") == "dns",
+              "upstream %s: backend %s, a headless Service, has \"discovery\": \"dns\""
               % (name, b["address"]))
 EOF
 
@@ -341,6 +343,7 @@ c = json.load(open(sys.argv[1]))
 for up in c["upstreams"].values():
     for b in up["backends"]:
         b["address"] = sys.argv[3]
+        b.pop("discovery", None)        # the model server here is an address
 c["listeners"] = [{"address": "127.0.0.1:" + sys.argv[4]}]
 c["admin"]["address"] = "127.0.0.1:" + sys.argv[5]
 c["drain_timeout_ms"] = 2000
