@@ -127,8 +127,9 @@ struct fg_dns_answer *fg_cw_dns_answer(struct fg_config *cfg, const struct fg_dn
     for (unsigned i = 0; known && i < known->n; i++) {
         if (strcmp(known->a[i].name, name) != 0)
             continue;
-        if (known->a[i].naddrs &&
-            !(a->addrs = malloc(known->a[i].naddrs * sizeof(*a->addrs))))
+        if (!known->a[i].naddrs)
+            break;                      /* none (and no NULL to memcpy) */
+        if (!(a->addrs = malloc(known->a[i].naddrs * sizeof(*a->addrs))))
             return NULL;
         memcpy(a->addrs, known->a[i].addrs, known->a[i].naddrs * sizeof(*a->addrs));
         a->naddrs = known->a[i].naddrs;

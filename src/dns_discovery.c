@@ -117,7 +117,8 @@ static void answered(int result, char type, int count, int ttl, void *addresses,
     }
     if (--l->pending == 0) {
         /* sorted, without duplicates: answers compare as sets */
-        qsort(l->addrs, l->naddrs, sizeof(*l->addrs), by_text);
+        if (l->naddrs)                  /* qsort() must not see NULL */
+            qsort(l->addrs, l->naddrs, sizeof(*l->addrs), by_text);
         unsigned k = 0;
         for (unsigned i = 0; i < l->naddrs; i++)
             if (!k || strcmp(l->addrs[k - 1].text, l->addrs[i].text) != 0)
