@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -96,6 +97,9 @@ static uint64_t digest_prefix(const unsigned char *d)
 /* The state of key <k>'s limits, kept from the sets before. A bucket whose
  * rate changed starts full again: its time is counted in the old rate's
  * ticks. */
+/* The limit state of key name <k->name>, made on first use. Its buckets are
+ * not touched here: apply_rates() does, once the key set is certain to be
+ * used (a rejected file or reload must not refill anyone's bucket). */
 static struct fg_limit_state *state_for(const struct fg_api_key *k)
 {
     struct named_state *s;
@@ -108,18 +112,31 @@ static struct fg_limit_state *state_for(const struct fg_api_key *k)
             free(s);
             return NULL;
         }
+        s->rps = k->limits.rps_rate;
+        s->tpm = k->limits.tpm_rate;
         s->next = atomic_load(&A.states);
         atomic_store_explicit(&A.states, s, memory_order_release);
     }
-    if (memcmp(&s->rps, &k->limits.rps_rate, sizeof(s->rps)) != 0) {
-        fg_rate_reset(&s->state.rps);
-        s->rps = k->limits.rps_rate;
-    }
-    if (memcmp(&s->tpm, &k->limits.tpm_rate, sizeof(s->tpm)) != 0) {
-        fg_rate_reset(&s->state.tpm);
-        s->tpm = k->limits.tpm_rate;
-    }
     return &s->state;
+}
+
+/* A key whose rate changed starts its buckets afresh (their ticks are the
+ * old rate's). Called just before <ks> is published. */
+static void apply_rates(const struct fg_keyset *ks)
+{
+    for (unsigned i = 0; ks && i < ks->n; i++) {
+        const struct fg_api_key *k = ks->keys[i];
+        struct named_state *s =
+            (struct named_state *)((char *)k->state - offsetof(struct named_state, state));
+        if (memcmp(&s->rps, &k->limits.rps_rate, sizeof(s->rps)) != 0) {
+            fg_rate_reset(&s->state.rps);
+            s->rps = k->limits.rps_rate;
+        }
+        if (memcmp(&s->tpm, &k->limits.tpm_rate, sizeof(s->tpm)) != 0) {
+            fg_rate_reset(&s->state.tpm);
+            s->tpm = k->limits.tpm_rate;
+        }
+    }
 }
 
 static void keyset_free(struct fg_keyset *ks)
@@ -284,6 +301,7 @@ void fg_access_commit(struct fg_access_next *nx)
     A.cfg = cfg;
     A.have_file_seen = cfg->access && cfg->access->key_file;
     A.file_seen = nx->seen;
+    apply_rates(nx->ks);
     publish(nx->ks);                    /* NULL: no access section any more */
     if (nx->ks && cfg->access->key_file)
         fg_log_info("%u API keys (%u from %s)", nx->ks->n, nx->ks->nfile_keys,
@@ -352,6 +370,7 @@ int fg_access_reload(int force)
     }
     A.file_seen = seen;
     A.have_file_seen = 1;
+    apply_rates(ks);
     publish(ks);
     fg_log_info("key file %s reloaded: %u API keys", path, ks->n);
     rc = 1;

@@ -222,7 +222,7 @@ static double ms_between(uint64_t from, uint64_t to)
 
 void fg_access_log_exchange(struct fg_worker *w, struct fg_exchange *x)
 {
-    const struct fg_config *cfg = w->cfg;
+    const struct fg_config *cfg = x->gen ? x->gen->cfg : w->cfg;
     struct fg_access_log_buf *b = &w->access_log;
     char ts[64], num[256], *p;
     const char *country = NULL;

@@ -14,7 +14,6 @@
 #include "fg/config.h"
 #include "fg/reload.h"
 #include "fg/admin_api.h"
-#include "fg/config.h"
 #include "fg/log.h"
 #include "fg/backend_state.h"
 #include "fg/exchange.h"
@@ -172,6 +171,8 @@ static void status(struct fg_exchange *x)
         if (!r->split || !r->name)
             continue;
         rt = atomic_load(&r->split->st->split_rt);
+        if (rt && rt->narms != r->split->narms)
+            rt = NULL;
         arms = json_object();
         for (unsigned a = 0; a < r->split->narms; a++)
             json_object_set_new(arms, r->split->arms[a].upstream->name,
@@ -357,10 +358,10 @@ static void reload(struct fg_exchange *x)
     fg_log_info("admin: reload asked by %s", x->client ? x->client->addr : "?");
     rc = fg_reload(x->worker, &msg);
     if (rc == 0) {
-        struct fg_config *now = fg_runtime_config();
+        /* this worker took the new configuration already (and must not wait
+         * for the reload lock: another reload may be waiting for it) */
         reply_json(x, 200, json_pack("{s:s, s:s}", "result", "reloaded", "config",
-                                     now ? now->path : ""));
-        fg_config_unref(now);
+                                     x->worker->cfg->path));
     } else if (rc == -1) {
         fg_exchange_reply_error(x, 422, "invalid_config", msg ? msg : "out of memory");
     } else {

@@ -142,6 +142,9 @@ int fg_admin_set_split(struct fg_split *sp, const char *body, size_t len, char *
     locked = 1;
     /* arms not named keep their weight now */
     old = atomic_load(&sp->st->split_rt);
+    if (old && old->narms != sp->narms)
+        old = NULL;                     /* another generation's split */
+    nw->narms = sp->narms;
     for (unsigned i = 0; i < sp->narms; i++)
         nw->weight[i] = old ? old->weight[i] : sp->arms[i].weight;
     json_object_foreach(ws, name, v) {

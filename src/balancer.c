@@ -74,10 +74,9 @@ struct fg_backend *fg_balancer_pick(struct fg_upstream *u, struct fg_lb_state *s
 
 void fg_balancer_release(struct fg_backend *b)
 {
-    if (!b->upstream->limited) {
-        atomic_fetch_sub_explicit(&b->st->active, 1, memory_order_relaxed);
-        return;
-    }
+    /* (whether this configuration limits the backend does not matter: a
+     * reload may have added max_requests, and requests of the new
+     * configuration wait for the slots this one frees) */
     /* a slot is free: requests queued for this upstream, on any worker,
      * may take it. Sequentially consistent, as is the waiter's side
      * (count itself in `queued`, then look at `active`): one of the two

@@ -354,16 +354,17 @@ static int set_backends(struct ctx *c, json_t *v, void *base)
     struct fg_upstream *up = base;
     size_t n = json_is_array(v) ? json_array_size(v) : 0, total = 0;
     struct fg_backend *entries;
-    struct fg_dns_answer **answers;
+    /* each entry's answer, by index: a later name may move the array */
+    long *answer;
     int rc = -1;
 
     if (n == 0)
         return fail(c, AT_VALUE, "must be a non-empty array");
     entries = calloc(n, sizeof(*entries));
-    answers = calloc(n, sizeof(*answers));
-    if (!entries || !answers) {
+    answer = calloc(n, sizeof(*answer));
+    if (!entries || !answer) {
         free(entries);
-        free(answers);
+        free(answer);
         return oom(c);
     }
     for (size_t i = 0; i < n; i++) {
@@ -376,12 +377,15 @@ static int set_backends(struct ctx *c, json_t *v, void *base)
         }
         if (walk(c, e, dns ? dns_backend_fields : backend_fields, &entries[i]) < 0)
             goto out;
+        answer[i] = -1;
         if (dns) {
-            if (!(answers[i] = fg_cw_dns_answer(c->cfg, c->dns_known, entries[i].dns_name))) {
+            struct fg_dns_answer *a = fg_cw_dns_answer(c->cfg, c->dns_known, entries[i].dns_name);
+            if (!a) {
                 oom(c);
                 goto out;
             }
-            total += answers[i]->naddrs;
+            answer[i] = a - c->cfg->dns_answers.a;
+            total += a->naddrs;
         } else {
             total++;
         }
@@ -392,13 +396,14 @@ static int set_backends(struct ctx *c, json_t *v, void *base)
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        unsigned k = answers[i] ? answers[i]->naddrs : 1;
+        const struct fg_dns_answer *a = answer[i] >= 0 ? &c->cfg->dns_answers.a[answer[i]] : NULL;
+        unsigned k = a ? a->naddrs : 1;
         for (unsigned j = 0; j < k; j++) {
             struct fg_backend *b = &up->backends[up->nbackends];
             *b = entries[i];
-            if (answers[i]) {
-                b->addr = answers[i]->addrs[j];
-                b->dns_name = answers[i]->name;     /* the configuration's copy */
+            if (a) {
+                b->addr = a->addrs[j];
+                b->dns_name = a->name;      /* the configuration's copy */
             }
             b->index = up->nbackends++;
             b->upstream = up;
@@ -409,7 +414,7 @@ out:
     for (size_t i = 0; i < n; i++)
         free((char *)entries[i].dns_name);
     free(entries);
-    free(answers);
+    free(answer);
     return rc;
 }
 

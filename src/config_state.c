@@ -64,8 +64,10 @@ int fg_config_states_new(struct fg_config *cfg)
 {
     for (unsigned u = 0; u < cfg->nupstreams; u++) {
         struct fg_upstream *up = &cfg->upstreams[u];
-        if (!(up->st = calloc(1, sizeof(*up->st))))
+        /* aligned as its type asks (its hot fields on lines of their own) */
+        if (!(up->st = aligned_alloc(_Alignof(struct fg_upstream_state), sizeof(*up->st))))
             return -1;
+        memset(up->st, 0, sizeof(*up->st));
         atomic_init(&up->st->refs, 1);
         up->st->stat_slot = fg_stat_slot_new();
         for (unsigned b = 0; b < up->nbackends; b++) {
@@ -154,12 +156,14 @@ static const struct fg_route *matching_route(const struct fg_config *prev,
 static void inherit_route(struct fg_route *r, const struct fg_route *old)
 {
     inherit_limit(&r->limit_shared, &r->limit_state, r->limits, old->limit_shared, old->limits);
-    if (atomic_load(&old->st->split_rt) && !same_arms(r->split, old->split)) {
-        /* run-time weights for other arms mean nothing here: this route
-         * starts afresh (its counters too) */
-        fg_log_info("reload: route %s: its split's arms changed, so the weights set "
-                    "through the admin API are dropped",
-                    r->name ? r->name : "(unnamed)");
+    if ((r->split || old->split) && !same_arms(r->split, old->split)) {
+        /* run-time weights for other arms mean nothing here (and an
+         * old-generation admin request may still set some): this route
+         * starts afresh, its counters too */
+        if (atomic_load(&old->st->split_rt))
+            fg_log_info("reload: route %s: its split's arms changed, so the weights set "
+                        "through the admin API are dropped",
+                        r->name ? r->name : "(unnamed)");
         return;
     }
     atomic_fetch_add(&old->st->refs, 1);

@@ -197,6 +197,12 @@ static int round_start(struct round *r, struct event_base *base, const struct fg
         return 1;
     if (!(r->dns = dns_base(base, &cfg->dns)))
         return -1;
+    if (evdns_base_count_nameservers(r->dns) == 0) {
+        /* no query would ever be answered, nor time out */
+        fg_log_error("dns: no usable nameserver (dns.nameservers, /etc/resolv.conf): the "
+                     "backends found by name keep the addresses known");
+        return -1;
+    }
     /* every query counted before any is sent: an answer may come at once */
     r->pending = 2 * (int)r->n;
     for (unsigned i = 0; i < r->n; i++) {
@@ -235,7 +241,7 @@ static int merge(const struct fg_config *cfg, const struct round *r, struct fg_d
         unsigned n = known->a[i].naddrs;
         struct fg_dns_answer *a = &out->a[out->n++];
         for (unsigned j = 0; r && j < r->n; j++)
-            if (r->l[j].name == known->a[i].name && !r->l[j].failed) {
+            if (r->l[j].name == known->a[i].name && !r->l[j].failed && !r->l[j].pending) {
                 addrs = r->l[j].addrs;
                 n = r->l[j].naddrs;
             }
@@ -294,9 +300,11 @@ struct due_entry {
 struct fg_dns {
     pthread_t thread;
     struct event_base *base;
-    struct event *timer, *stop_ev;
-    int stop_fd;
+    struct event *timer, *stop_ev, *wake_ev;
+    int stop_fd, wake_fd;
     struct round r;
+    int busy;                           /* a round is waiting for answers */
+    int again;                          /* woken meanwhile: another round after it */
     struct fg_config *cfg;              /* the round's, one reference */
     struct due_entry *due;
     unsigned ndue;
@@ -379,8 +387,14 @@ static void round_done(struct round *r, void *arg)
         free(msg);
     }
     fg_dns_answers_free(&next);
+    d->busy = 0;
     /* evdns is freed from the timer, not from inside its own callback */
     schedule(d);
+    if (d->again) {
+        d->again = 0;
+        evtimer_del(d->timer);
+        arm(d, 0);
+    }
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -397,7 +411,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     rc = round_start(&d->r, d->base, d->cfg, is_due, d, 0, round_done);
-    if (rc != 0) {
+    if (rc == 0 && d->r.pending > 0) {
+        d->busy = 1;
+    } else if (rc != 0) {
         if (rc < 0)
             fg_log_error("dns: cannot start lookups");
         schedule(d);
@@ -414,6 +430,32 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
         /* the loop stops either way */
     }
     event_base_loopbreak(d->base);
+}
+
+/* A reload brought names: a round now (names never asked are due). */
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    struct fg_dns *d = arg;
+    uint64_t v;
+
+    (void)what;
+    if (read(fd, &v, sizeof(v)) < 0) {
+        /* EAGAIN: taken already */
+    }
+    if (d->busy) {
+        d->again = 1;
+        return;
+    }
+    evtimer_del(d->timer);
+    arm(d, 0);
+}
+
+void fg_dns_wake(struct fg_dns *d)
+{
+    uint64_t one = 1;
+
+    if (d && write(d->wake_fd, &one, sizeof(one)) < 0)
+        fg_log_warn("dns: cannot wake the resolver: %s", strerror(errno));
 }
 
 static void *dns_main(void *arg)
@@ -437,6 +479,10 @@ static void dns_free(struct fg_dns *d)
         event_free(d->stop_ev);
     if (d->stop_fd >= 0)
         close(d->stop_fd);
+    if (d->wake_ev)
+        event_free(d->wake_ev);
+    if (d->wake_fd >= 0)
+        close(d->wake_fd);
     if (d->base)
         event_base_free(d->base);
     free(d);
@@ -451,11 +497,14 @@ struct fg_dns *fg_dns_start(char **err)
         *err = strdup("dns: out of memory");
         return NULL;
     }
-    d->stop_fd = -1;
+    d->stop_fd = d->wake_fd = -1;
     if (!(d->base = event_base_new()) || !(d->timer = evtimer_new(d->base, on_timer, d)) ||
         (d->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
         !(d->stop_ev = event_new(d->base, d->stop_fd, EV_READ | EV_PERSIST, on_stop, d)) ||
-        event_add(d->stop_ev, NULL) < 0)
+        event_add(d->stop_ev, NULL) < 0 ||
+        (d->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
+        !(d->wake_ev = event_new(d->base, d->wake_fd, EV_READ | EV_PERSIST, on_wake, d)) ||
+        event_add(d->wake_ev, NULL) < 0)
         goto fail;
     /* the names were resolved at start-up: the first round when their TTL
      * runs out, at the shortest */

@@ -28,8 +28,6 @@ struct probe {
     const struct fg_health_cfg *cfg;
     struct event *timer;
     struct bufferevent *bev;
-    unsigned passes, failures;          /* consecutive */
-    int first;                          /* no verdict yet */
 };
 
 struct fg_health {
@@ -66,28 +64,28 @@ static void verdict(struct probe *p, int pass, const char *why)
     pthread_mutex_lock(&b->st->info_lock);
     snprintf(b->st->info.check, sizeof(b->st->info.check), "%s: %s", pass ? "pass" : "fail", why);
     b->st->info.check_ms = fg_outlier_now_ms();
-    if (!pass && !down && p->failures + 1 >= c->fall)
+    if (!pass && !down && p->b->st->health_failures + 1 >= c->fall)
         snprintf(b->st->info.down_why, sizeof(b->st->info.down_why), "%u in a row, last: %s",
-                 p->failures + 1, why);
+                 p->b->st->health_failures + 1, why);
     pthread_mutex_unlock(&b->st->info_lock);
 
     if (pass) {
-        p->passes++;
-        p->failures = 0;
-        if (down && p->passes >= c->rise) {
+        p->b->st->health_passes++;
+        p->b->st->health_failures = 0;
+        if (down && p->b->st->health_passes >= c->rise) {
             atomic_store(&p->b->st->up_since_ms, fg_outlier_now_ms());     /* slow start from here */
             atomic_store(&p->b->st->down, 0);
             fg_log_info("upstream %s: backend %s is UP (%u passing checks)",
-                        p->b->upstream->name, p->b->addr.text, p->passes);
+                        p->b->upstream->name, p->b->addr.text, p->b->st->health_passes);
             fg_wait_queue_kick(p->b->upstream);     /* room for waiters */
         }
     } else {
-        p->failures++;
-        p->passes = 0;
-        if (!down && p->failures >= c->fall) {
+        p->b->st->health_failures++;
+        p->b->st->health_passes = 0;
+        if (!down && p->b->st->health_failures >= c->fall) {
             atomic_store(&p->b->st->down, 1);
             fg_log_warn("upstream %s: backend %s is DOWN: %s (%u failed checks)",
-                        p->b->upstream->name, p->b->addr.text, why, p->failures);
+                        p->b->upstream->name, p->b->addr.text, why, p->b->st->health_failures);
             /* waiters may have nothing left to wait for: answer them now */
             fg_wait_queue_kick(p->b->upstream);
         } else if (!down) {
@@ -258,7 +256,10 @@ struct fg_health *fg_health_start(const struct fg_config *cfg, char **err)
             if (!(p->timer = evtimer_new(h->base, on_timer, p)))
                 goto fail;
             h->nprobes++;
-            schedule(p, 1);             /* the first check at once */
+            /* a backend never checked: at once; one checked before (a
+             * reload started this checker): when its next check is due
+             * anyway, not in a burst with every other */
+            schedule(p, p->b->st->info.check_ms == 0);
         }
     }
     if (pthread_create(&h->thread, NULL, health_main, h) != 0)

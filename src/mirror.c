@@ -12,6 +12,7 @@
 #include "fg/mirror.h"
 #include "fg/proxy.h"
 #include "fg/request_id.h"
+#include "fg/wgen.h"
 #include "fg/worker.h"
 
 /* ---- the discarding front ------------------------------------------------ */
@@ -126,6 +127,11 @@ void fg_mirror_maybe_start(struct fg_exchange *x)
     }
     if (!(m = fg_exchange_get(w)))
         return;
+    /* the copy goes where the original's configuration says: its route and
+     * upstream are of the original's generation, whatever reload came since */
+    fg_wgen_ref(x->gen);
+    fg_wgen_unref(m->gen);
+    m->gen = x->gen;
     m->front = &mirror_ops;
     m->front_data = (void *)r;
     m->handler = &fg_proxy_handler;

@@ -138,6 +138,27 @@ static struct fg_worker_update *build_update(const struct fg_config *cfg,
     return up;
 }
 
+/* Sockets <late> bound that <up> expects to find open (fd -1 for an address
+ * listened on before): the worker never took <late>, so it never opened
+ * them. */
+static void take_sockets(struct fg_worker_update *up, struct fg_worker_update *late)
+{
+    for (unsigned i = 0; i < up->n; i++) {
+        const struct fg_listener_cfg *lc = up->l[i].lc;
+        if (up->l[i].fd >= 0)
+            continue;
+        for (unsigned j = 0; j < late->n; j++) {
+            const struct fg_listener_cfg *o = late->l[j].lc;
+            if (late->l[j].fd >= 0 && o->addr.len == lc->addr.len &&
+                memcmp(&o->addr.ss, &lc->addr.ss, lc->addr.len) == 0) {
+                up->l[i].fd = late->l[j].fd;
+                late->l[j].fd = -1;
+                break;
+            }
+        }
+    }
+}
+
 /* ---- start and stop ------------------------------------------------------- */
 
 int fg_runtime_start(struct fg_config *cfg, const struct fg_app *app, struct fg_worker *workers,
@@ -295,11 +316,17 @@ static int reload_locked(struct fg_worker *self, const struct fg_dns_answers *dn
     for (unsigned i = 0; i < R.n; i++)
         if (!(ups[i] = build_update(next, prev, ctxs, &err)))
             goto fail;
-    /* the checker of the old upstreams stops before they may go */
-    health = fg_health_start(next, &err);
-    if (!health && err)
-        goto fail;
+    /* the checker of the old upstreams stops before they may go, and before
+     * the next starts: the backends' check counters have one writer */
     fg_health_stop(R.health);
+    R.health = NULL;
+    health = fg_health_start(next, &err);
+    if (!health && err) {
+        char *again = NULL;
+        R.health = fg_health_start(prev, &again);   /* as it was, if it can */
+        free(again);
+        goto fail;
+    }
     R.health = health;
 
     /* nothing can fail from here: hand it over */
@@ -310,9 +337,15 @@ static int reload_locked(struct fg_worker *self, const struct fg_dns_answers *dn
     seq = ++R.seq;
     for (unsigned i = 0; i < R.n; i++) {
         struct fg_worker *w = &R.workers[i];
-        atomic_store(&w->update_seq, seq);
-        /* an update the worker has not taken yet is superseded */
-        fg_worker_update_free(atomic_exchange(&w->update, ups[i]));
+        /* an update the worker has not taken yet is superseded; the sockets
+         * it bound for new listeners the worker has never opened: this one,
+         * which counts on them (fd -1), takes them over */
+        struct fg_worker_update *late = atomic_exchange(&w->update, NULL);
+        ups[i]->seq = seq;
+        if (late)
+            take_sockets(ups[i], late);
+        fg_worker_update_free(late);
+        atomic_store(&w->update, ups[i]);
         fg_worker_kick(w);
     }
     free(ups);
@@ -322,6 +355,8 @@ static int reload_locked(struct fg_worker *self, const struct fg_dns_answers *dn
     if (self)
         fg_worker_apply_now(self);
     wait_applied(self, seq);
+    if (!dns)
+        fg_dns_wake(R.dns);             /* names the file added: resolved now */
     return 0;
 fail:
     *msg = err ? err : format("out of memory");

@@ -376,6 +376,8 @@ struct fg_upstream *fg_route_upstream(const struct fg_route *r, const struct fg_
     h = id ? fg_split_hash(id, len) : fg_rng_next(rng);
     const struct fg_split_weights *rt = atomic_load_explicit(&((struct fg_split *)sp)->st->split_rt,
                                                              memory_order_acquire);
+    if (rt && rt->narms != sp->narms)
+        rt = NULL;                      /* set for another split of this route */
     if (rt) {                           /* weights from the admin API */
         uint64_t point = (uint64_t)(((unsigned __int128)h * rt->total) >> 64), acc = 0;
         for (unsigned i = 0; i < sp->narms; i++)

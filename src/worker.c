@@ -282,11 +282,12 @@ static int take_update(struct fg_worker *w, struct fg_worker_update *up, char **
 static void apply_update(struct fg_worker *w)
 {
     struct fg_worker_update *up = atomic_exchange(&w->update, NULL);
-    uint64_t seq = atomic_load(&w->update_seq);
+    uint64_t seq;
     char *err = NULL;
 
     if (!up)
         return;
+    seq = up->seq;
     if (take_update(w, up, &err) < 0) {
         fg_log_error("worker %u: the new configuration is not taken: %s", w->id,
                      err ? err : "out of memory");

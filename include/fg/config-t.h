@@ -88,6 +88,10 @@ struct fg_backend_state {
     _Atomic uint64_t total;
     /* set by the health checker (health.c); balancers skip it */
     _Atomic int down;
+    /* the checker's consecutive passes and failures: here, not in the
+     * checker, so a reload (which starts a new checker) does not reset
+     * them; only the checker thread of the moment touches them */
+    unsigned health_passes, health_failures;
     /* passive checks (outlier.c): failures in a row, ejections so far, and
      * until when (CLOCK_MONOTONIC ms) the backend is out */
     _Atomic unsigned consecutive_failures;
@@ -223,8 +227,11 @@ struct fg_upstream {
 struct fg_upstream_state {
     _Atomic unsigned refs;
     unsigned stat_slot;
-    _Atomic unsigned queued;        /* requests waiting in the queue now */
-    _Atomic uint64_t requests, retries, retries_refused, queue_timeouts, queue_full, queue_waits;
+    /* requests waiting in the queue now: read at every release, so on a
+     * line of its own, away from the counters written per request */
+    _Alignas(64) _Atomic unsigned queued;
+    _Alignas(64) _Atomic uint64_t requests, retries, retries_refused, queue_timeouts, queue_full,
+        queue_waits;
 };
 
 /* A name and a value a request must carry (header, query parameter). */
@@ -260,6 +267,7 @@ struct fg_split {
 
 struct fg_split_weights {
     struct fg_split_weights *next_retired;
+    unsigned narms;                 /* readers ignore weights for another split */
     uint64_t total;
     unsigned weight[];              /* [narms] */
 };

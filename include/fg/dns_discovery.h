@@ -27,6 +27,9 @@ void fg_dns_resolve_now(const struct fg_config *cfg, struct fg_dns_answers *out)
  * with *err set. */
 struct fg_dns *fg_dns_start(char **err);
 void fg_dns_stop(struct fg_dns *d);
+/* Any thread: look now at the running configuration's names (a reload
+ * brought new ones: they get addresses without waiting for a TTL). */
+void fg_dns_wake(struct fg_dns *d);
 
 /* 1 when <a> and <b> name the same addresses for every name of <a>. */
 int fg_dns_answers_same(const struct fg_dns_answers *a, const struct fg_dns_answers *b);

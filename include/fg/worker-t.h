@@ -57,6 +57,7 @@ TAILQ_HEAD(fg_listener_list, fg_worker_listener);
  * it or -1 (keep the one listening on that address), with a reference to
  * its TLS context. */
 struct fg_worker_update {
+    uint64_t seq;                       /* the reload's number */
     const struct fg_config *cfg;        /* one reference, for the worker */
     unsigned n;
     struct fg_worker_update_listener {
@@ -88,7 +89,7 @@ struct fg_worker {
     /* a reload's update, taken on the next kick (reload.c), and the
      * sequence number of the last one taken */
     _Atomic(struct fg_worker_update *) update;
-    _Atomic uint64_t update_seq, applied_seq;
+    _Atomic uint64_t applied_seq;
     _Atomic unsigned waiting;           /* exchanges in this worker's wait queues */
     const struct fg_app *app;           /* what the listeners serve */
     void *app_worker;                   /* the application's per-worker state */

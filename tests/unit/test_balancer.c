@@ -17,7 +17,8 @@ static void make_upstream(struct fg_upstream *u, enum fg_balance bal, const unsi
     u->balance = bal;
     u->nbackends = n;
     u->backends = calloc(n, sizeof(*u->backends));
-    u->st = calloc(1, sizeof(*u->st));
+    u->st = aligned_alloc(_Alignof(struct fg_upstream_state), sizeof(*u->st));
+    memset(u->st, 0, sizeof(*u->st));
     for (unsigned i = 0; i < n; i++) {
         u->backends[i].st = calloc(1, sizeof(*u->backends[i].st));
         u->backends[i].weight = weights[i];
