@@ -113,6 +113,8 @@ static const struct field client_fields[] = {
     UINT(struct fg_client_cfg, max_headers, 1, 10000, 100),
     U64(struct fg_client_cfg, max_body_bytes, 0, INT64_MAX, 104857600),
     UINT(struct fg_client_cfg, h2_max_concurrent_streams, 1, 65535, 128),
+    UINT(struct fg_client_cfg, max_connections, 0, 10000000, 0),
+    UINT(struct fg_client_cfg, max_connections_per_address, 0, 1000000, 0),
     U64(struct fg_client_cfg, model_body_bytes, 0, 1073741824, 1048576),
     {.key = "trusted_proxies", .type = FT_FN, .fn = fg_cw_set_trusted_proxies},
     {0},

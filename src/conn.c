@@ -18,7 +18,9 @@
 #include <openssl/ssl.h>
 
 #include "fg/client_addr.h"
+#include "fg/admin.h"
 #include "fg/conn.h"
+#include "fg/conn_limit.h"
 #include "fg/front.h"
 #include "fg/proxy_protocol.h"
 #include "fg/stream.h"
@@ -41,6 +43,7 @@ void fg_conn_register(struct fg_worker *w, struct fg_client_conn *c,
 {
     c->close_now = close_now;
     c->drain = NULL;
+    c->client = NULL;
     TAILQ_INSERT_TAIL(&w->conns, c, link);
     w->nconns++;
 }
@@ -49,6 +52,8 @@ void fg_conn_unregister(struct fg_worker *w, struct fg_client_conn *c)
 {
     TAILQ_REMOVE(&w->conns, c, link);
     w->nconns--;
+    if (c->client)
+        fg_conn_limit_give(c->client);
     fg_worker_conn_gone(w);
 }
 
@@ -71,6 +76,7 @@ static void hand_over(struct fg_stream *bev, struct pending *p, int h2)
     struct fg_worker *w = p->w;
     struct fg_client_info ci = p->client;
 
+    p->client.counted = 0;              /* the place goes on with the connection */
     fg_conn_unregister(w, &p->base);
     free(p);
     fg_stream_set_timeouts(bev, 0, 0);
@@ -146,6 +152,7 @@ static void start_stream(struct fg_worker_listener *l, evutil_socket_t fd,
     struct pending *p = calloc(1, sizeof(*p));
 
     if (!p) {
+        fg_conn_limit_give(ci);
         evutil_closesocket(fd);
         return;
     }
@@ -157,6 +164,7 @@ static void start_stream(struct fg_worker_listener *l, evutil_socket_t fd,
         if (!bev) {
             if (ssl)
                 SSL_free(ssl);
+            fg_conn_limit_give(ci);
             evutil_closesocket(fd);
             free(p);
             return;
@@ -166,6 +174,7 @@ static void start_stream(struct fg_worker_listener *l, evutil_socket_t fd,
     } else {
         bev = fg_stream_new(w->loop, fd, NULL);
         if (!bev) {
+            fg_conn_limit_give(ci);
             evutil_closesocket(fd);
             free(p);
             return;
@@ -174,6 +183,7 @@ static void start_stream(struct fg_worker_listener *l, evutil_socket_t fd,
     }
     p->bev = bev;
     fg_conn_register(w, &p->base, pending_close_now);
+    p->base.client = &p->client;
     /* the handshake or the first bytes must come within the header timeout */
     fg_stream_set_timeouts(bev, ms, ms);
     fg_stream_enable(bev, EV_READ | EV_WRITE);
@@ -259,6 +269,7 @@ static void pp_read(evutil_socket_t fd, short what, void *arg)
     }
     struct fg_worker_listener *l = pw->l;
     struct fg_client_info ci = pw->client;
+    pw->client.counted = 0;             /* the place goes on with the connection */
     l->refs++;                          /* a reload may have closed it meanwhile */
     pp_free(pw, 0);
     start_stream(l, fd, &ci);
@@ -275,6 +286,7 @@ static void wait_proxy_header(struct fg_worker_listener *l, evutil_socket_t fd,
 
     if (!pw || !(pw->ev = event_new(w->base, fd, EV_READ | EV_PERSIST, pp_read, pw))) {
         free(pw);
+        fg_conn_limit_give(ci);
         evutil_closesocket(fd);
         return;
     }
@@ -283,6 +295,7 @@ static void wait_proxy_header(struct fg_worker_listener *l, evutil_socket_t fd,
     pw->fd = fd;
     pw->client = *ci;
     fg_conn_register(w, &pw->base, pp_close_now);
+    pw->base.client = &pw->client;
     event_add(pw->ev, &tv);             /* the whole header within the header timeout */
 }
 
@@ -292,13 +305,27 @@ void fg_conn_accept(struct evconnlistener *evl, evutil_socket_t fd, struct socka
     struct fg_worker_listener *l = arg;
     const struct fg_client_cfg *cc = &l->worker->cfg->client;
     struct fg_client_info ci = {.handler = l->handler};
-    int one = 1;
+    enum fg_conn_refusal why;
+    int one = 1, trusted;
 
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     client_addr(sa, &ci);
+    trusted = cc->ntrusted_proxies && fg_ip_in(&ci.ip, cc->trusted_proxies, cc->ntrusted_proxies);
+    /* the admin listener is not limited: it must answer in an overload */
+    why = l->handler == &fg_admin_handler ? FG_CONN_OK : fg_conn_limit_take(cc, &ci, !trusted);
+    if (why != FG_CONN_OK) {
+        /* over the global limit: this worker stops accepting until below it
+         * (the connections wait in the accept queue); over the address's:
+         * this one is closed */
+        evutil_closesocket(fd);
+        if (why == FG_CONN_OVER_GLOBAL)
+            fg_worker_accept_pause(l->worker, 0);
+        return;
+    }
+    if (ci.counted && fg_conn_limit_full(cc))
+        fg_worker_accept_pause_all();   /* the last place: stop before refusing */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     /* only a trusted peer may say who the client is */
-    if (l->proxy_protocol && cc->ntrusted_proxies &&
-        fg_ip_in(&ci.ip, cc->trusted_proxies, cc->ntrusted_proxies))
+    if (l->proxy_protocol && trusted)
         wait_proxy_header(l, fd, &ci);
     else
         start_stream(l, fd, &ci);

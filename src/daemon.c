@@ -108,6 +108,7 @@ int fg_daemon_run(struct fg_config *cfg, const struct fg_app *app)
         goto out;
     }
     fg_wait_queue_register(workers, ninit);
+    fg_workers_register(workers, ninit);
     fg_stats_register(workers, ninit);
     if (fg_access_start(cfg, workers, ninit, &err) < 0) {
         fg_log_error("%s", err ? err : "out of memory");
@@ -184,6 +185,7 @@ out:
     if (runtime)
         fg_runtime_stop_health();
     fg_wait_queue_register(NULL, 0);
+    fg_workers_register(NULL, 0);
     /* freeing a worker ends its exchanges, which give their limits back */
     for (unsigned i = 0; i < ninit; i++)
         fg_worker_free(&workers[i]);

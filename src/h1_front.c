@@ -18,6 +18,7 @@
 #include <event2/event.h>
 #include <llhttp.h>
 
+#include "fg/conn_limit.h"
 #include "fg/exchange.h"
 #include "fg/front.h"
 #include "fg/headers.h"
@@ -707,6 +708,7 @@ void fg_h1_start(struct fg_worker *w, struct fg_stream *bev, const struct fg_cli
     h = calloc(1, sizeof(*h));
     if (!h || !(h->timer = evtimer_new(w->base, on_timer, h))) {
         free(h);
+        fg_conn_limit_give(ci);
         fg_stream_free(bev);
         return;
     }
@@ -715,6 +717,7 @@ void fg_h1_start(struct fg_worker *w, struct fg_stream *bev, const struct fg_cli
     h->w = w;
     h->bev = bev;
     h->client = *ci;
+    h->base.client = &h->client;        /* its place in the limits, from here on */
     fg_stat_conn(w->stats, 0, ci->tls, +1);
     llhttp_init(&h->parser, HTTP_REQUEST, &request_settings);
     h->parser.data = h;

@@ -19,6 +19,7 @@
 #include <event2/event_struct.h>
 #include <nghttp2/nghttp2.h>
 
+#include "fg/conn_limit.h"
 #include "fg/exchange.h"
 #include "fg/front.h"
 #include "fg/headers.h"
@@ -681,6 +682,7 @@ void fg_h2_start(struct fg_worker *w, struct fg_stream *bev, const struct fg_cli
     }
     if (rv != 0) {
         free(h);
+        fg_conn_limit_give(ci);
         fg_stream_free(bev);
         return;
     }
@@ -690,6 +692,7 @@ void fg_h2_start(struct fg_worker *w, struct fg_stream *bev, const struct fg_cli
     h->bev = bev;
     h->client = *ci;
     h->client.h2 = 1;
+    h->base.client = &h->client;        /* its place in the limits, from here on */
     fg_stat_conn(w->stats, 1, ci->tls, +1);
     TAILQ_INIT(&h->streams);
     nghttp2_submit_settings(h->session, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));

@@ -11,6 +11,7 @@
 #include "fg/access.h"
 #include "fg/access_log.h"
 #include "fg/backend_state.h"
+#include "fg/conn_limit.h"
 #include "fg/exchange.h"
 #include "fg/handler.h"
 #include "fg/outlier.h"
@@ -352,6 +353,18 @@ int fg_metrics_render(const struct fg_config *cfg, char **out, size_t *len)
                     h2 ? "h2" : "http/1.1", tls ? "true" : "false", (long long)sum);
         }
     }
+
+    head(f, "fleetgate_client_connections_refused_total", "counter",
+         "Client connections closed at once: over client.max_connections (a worker was "
+         "still accepting) or client.max_connections_per_address.");
+    fprintf(f, "fleetgate_client_connections_refused_total{reason=\"max_connections\"} %llu\n",
+            (unsigned long long)fg_conn_limit_refused(FG_CONN_OVER_GLOBAL));
+    fprintf(f, "fleetgate_client_connections_refused_total{reason=\"max_connections_per_address\"} "
+               "%llu\n",
+            (unsigned long long)fg_conn_limit_refused(FG_CONN_OVER_ADDRESS));
+    head(f, "fleetgate_accept_pauses_total", "counter",
+         "Times a worker stopped accepting: the connection limit reached, or no descriptors.");
+    fprintf(f, "fleetgate_accept_pauses_total %llu\n", (unsigned long long)fg_conn_limit_pauses());
 
     head(f, "fleetgate_gateway_responses_total", "counter",
          "Responses the gateway made itself (refusals and errors), by status.");

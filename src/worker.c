@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -18,6 +19,7 @@
 #include "fg/admin.h"
 #include "fg/config.h"
 #include "fg/conn.h"
+#include "fg/conn_limit.h"
 #include "fg/exchange.h"
 #include "fg/front.h"
 #include "fg/handler.h"
@@ -99,6 +101,92 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 
 static void apply_update(struct fg_worker *w);
 
+/* ---- pausing accept (fg/conn_limit.h) --------------------------------------- */
+
+#define ACCEPT_RETRY_MS 100             /* how often a paused worker looks again */
+
+static struct fg_worker *all_workers;
+static unsigned nall_workers;
+
+void fg_workers_register(struct fg_worker *workers, unsigned n)
+{
+    all_workers = workers;
+    nall_workers = n;
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The admin listener is paused only when descriptors run out (then it
+ * would spin on EMFILE too), never for the connection limit. */
+static void set_accepting(struct fg_worker *w, int on, int admin_too)
+{
+    struct fg_worker_listener *l;
+
+    TAILQ_FOREACH(l, &w->listeners, link)
+        if (l->evl && (admin_too || l->handler != &fg_admin_handler)) {
+            if (on)
+                evconnlistener_enable(l->evl);
+            else
+                evconnlistener_disable(l->evl);
+        }
+}
+
+static void arm_accept_timer(struct fg_worker *w)
+{
+    struct timeval tv = {.tv_sec = 0, .tv_usec = ACCEPT_RETRY_MS * 1000};
+    evtimer_add(w->accept_timer, &tv);
+}
+
+static void on_accept_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct fg_worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    if (!w->accept_paused)
+        return;
+    if (mono_ms() < w->accept_resume_ms || fg_conn_limit_full(&w->cfg->client)) {
+        arm_accept_timer(w);
+        return;
+    }
+    w->accept_paused = 0;
+    set_accepting(w, 1, 1);
+    fg_log_info("worker %u: accepting connections again (%llu open)", w->id,
+                (unsigned long long)fg_conn_limit_open());
+}
+
+void fg_worker_accept_pause(struct fg_worker *w, unsigned for_ms)
+{
+    uint64_t until = mono_ms() + for_ms;
+
+    if (until > w->accept_resume_ms)
+        w->accept_resume_ms = until;
+    if (!w->accept_timer)
+        return;
+    set_accepting(w, 0, for_ms > 0);    /* again: descriptors may run out while paused */
+    if (w->accept_paused)
+        return;
+    w->accept_paused = 1;
+    fg_conn_limit_note_pause();
+    if (!for_ms)
+        fg_log_warn("worker %u: client.max_connections (%lu) reached: accepting paused",
+                    w->id, fg_conn_limit_max(&w->cfg->client));
+    arm_accept_timer(w);
+}
+
+void fg_worker_accept_pause_all(void)
+{
+    for (unsigned i = 0; i < nall_workers; i++) {
+        atomic_store(&all_workers[i].pause_asked, 1);
+        fg_worker_kick(&all_workers[i]);
+    }
+}
+
 static void on_kick(evutil_socket_t fd, short what, void *arg)
 {
     struct fg_worker *w = arg;
@@ -111,6 +199,8 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
         /* EAGAIN: a kick we already took */
     }
     apply_update(w);
+    if (atomic_exchange(&w->pause_asked, 0) && fg_conn_limit_full(&w->cfg->client))
+        fg_worker_accept_pause(w, 0);
     if (!atomic_load_explicit(&w->waiting, memory_order_relaxed))
         return;
     /* a drained queue may end its generation's last exchange */
@@ -135,10 +225,20 @@ void fg_worker_kick(struct fg_worker *w)
 static void on_accept_error(struct evconnlistener *evl, void *arg)
 {
     struct fg_worker_listener *l = arg;
+    struct fg_worker *w = l->worker;
     int e = EVUTIL_SOCKET_ERROR();
 
-    /* EMFILE and friends: the listener keeps going; log and carry on */
-    fg_log_warn("worker %u: accept on %s: %s", l->worker->id, l->addr.text,
+    (void)evl;
+    if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+        /* the connection stays in the accept queue and the socket readable:
+         * without a pause, the loop would spin on it */
+        if (!w->accept_paused)
+            fg_log_warn("worker %u: accept on %s: %s: accepting paused", w->id, l->addr.text,
+                        evutil_socket_error_to_string(e));
+        fg_worker_accept_pause(w, ACCEPT_RETRY_MS);
+        return;
+    }
+    fg_log_warn("worker %u: accept on %s: %s", w->id, l->addr.text,
                 evutil_socket_error_to_string(e));
 }
 
@@ -189,6 +289,8 @@ static int add_listener(struct fg_worker *w, const struct fg_worker_update_liste
         return -1;
     }
     evconnlistener_set_error_cb(l->evl, on_accept_error);
+    if (w->accept_paused && l->handler != &fg_admin_handler)
+        evconnlistener_disable(l->evl);
     TAILQ_INSERT_TAIL(&w->listeners, l, link);
     return 0;
 }
@@ -346,6 +448,10 @@ int fg_worker_init(struct fg_worker *w, unsigned id, struct fg_worker_update *fi
         *err = errorf("worker: eventfd: %s%s", strerror(errno), "");
         return -1;
     }
+    if (!(w->accept_timer = evtimer_new(w->base, on_accept_timer, w))) {
+        *err = errorf("worker: out of memory%s%s", "", "");
+        return -1;
+    }
     w->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->kick_fd < 0 ||
         !(w->kick_ev = event_new(w->base, w->kick_fd, EV_READ | EV_PERSIST, on_kick, w)) ||
@@ -446,6 +552,8 @@ void fg_worker_free(struct fg_worker *w)
         close(w->stop_fd);
     if (w->kick_ev)
         event_free(w->kick_ev);
+    if (w->accept_timer)
+        event_free(w->accept_timer);
     if (w->kick_fd >= 0)
         close(w->kick_fd);
     if (w->base)

@@ -53,6 +53,8 @@ struct fg_client_cfg {
     unsigned max_headers;           /* header count; default 100 -> 431 */
     uint64_t max_body_bytes;        /* request body; default 100 MiB; 0 = unlimited -> 413 */
     unsigned h2_max_concurrent_streams; /* default 128 */
+    unsigned max_connections;       /* all workers; 0: from the descriptor limit */
+    unsigned max_connections_per_address;   /* 0: none; trusted proxies are exempt */
     uint64_t model_body_bytes;      /* body read to find its "model" for routing; default 1 MiB -> 413 */
     /* "trusted_proxies": peers whose X-Forwarded-For (and PROXY header)
      * say who the client is */

@@ -52,6 +52,10 @@ struct fg_client_info {
                                    proxy, yet X-Forwarded-For may be the client's own */
     unsigned tls:1;
     unsigned h2:1;
+    /* its place in the connection limits (conn_limit.c): taken for
+     * counted_ip, the peer it was accepted from */
+    unsigned counted:1, counted_addr:1;
+    struct fg_ip counted_ip;
 };
 
 enum fg_exchange_state {

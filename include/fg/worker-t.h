@@ -26,8 +26,12 @@ struct fg_handler_ops;
 
 /* Every client connection a worker holds, whatever its protocol phase, so
  * that stopping the worker can close each one and leak nothing. */
+struct fg_client_info;
 struct fg_client_conn {
     TAILQ_ENTRY(fg_client_conn) link;
+    /* its place in the connection limits, given back when it is
+     * unregistered (NULL or not counted: nothing to give) */
+    const struct fg_client_info *client;
     void (*close_now)(struct fg_client_conn *c);
     /* graceful shutdown: finish what is in progress, take nothing new, then
      * close (NULL: close now) */
@@ -103,6 +107,12 @@ struct fg_worker {
     _Atomic int stop_mode;              /* what stop_fd asks: 1 drain, 2 stop now */
     _Atomic int exited;                 /* the thread's loop has returned */
     int draining;                       /* worker thread: no listeners, closing as conns finish */
+    /* accepting paused (conn_limit.c: the global limit reached, or out of
+     * descriptors): listeners disabled until the timer finds room */
+    int accept_paused;
+    uint64_t accept_resume_ms;          /* not before (descriptors) */
+    struct event *accept_timer;
+    _Atomic int pause_asked;            /* another worker filled the last place */
 
     struct fg_rng rng;
     struct fg_exchange_list free_exchanges;

@@ -36,5 +36,13 @@ void fg_worker_free(struct fg_worker *w);
  * queues (wait_queue.c). */
 void fg_worker_kick(struct fg_worker *w);
 
+/* Accepting paused (fg/conn_limit.h). Worker thread: this worker's
+ * listeners off until the global count is below its limit and <for_ms> have
+ * passed. Any thread: every worker pauses (the last place was taken). */
+void fg_worker_accept_pause(struct fg_worker *w, unsigned for_ms);
+void fg_worker_accept_pause_all(void);
+/* The workers fg_worker_accept_pause_all() reaches (daemon.c). */
+void fg_workers_register(struct fg_worker *workers, unsigned n);
+
 
 #endif
