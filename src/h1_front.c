@@ -54,6 +54,11 @@ struct h1conn {
     /* obs-fold detection: where the next span of a header value must start
      * if nothing was skipped between (NULL: at the start of the next chunk) */
     const char *chunk_start, *chunk_end, *value_next;
+    /* obs-fold after an empty value ("Name:" CRLF SP "value"): where the
+     * current header's name ended (an address, maybe in a chunk already
+     * drained) and whether a line break followed it in an earlier chunk */
+    uintptr_t field_end;
+    int lf_after_field;
 
     int err_status;                 /* set by a callback that rejects the request */
     const char *err_code, *err_msg;
@@ -213,7 +218,17 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 
     if (count_head(h, len) < 0)
         return -1;
+    h->field_end = (uintptr_t)(at + len);
+    h->lf_after_field = 0;
     return fg_arena_append(&h->x->arena, &h->hname, &h->hname_len, at, len, 1);
+}
+
+/* Where the bytes after the current header's name start in this chunk. */
+static const char *after_field(const struct h1conn *h)
+{
+    uintptr_t s = (uintptr_t)h->chunk_start, e = (uintptr_t)h->chunk_end;
+
+    return h->field_end >= s && h->field_end <= e ? (const char *)h->field_end : h->chunk_start;
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
@@ -226,6 +241,13 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
         /* llhttp skipped CRLF + whitespace inside one value: a folded line,
          * which RFC 9112 5.2 lets a server reject; ambiguity is worse */
         return reject(h, 400, "bad_request", "obsolete line folding in a header");
+    if (!h->hvalue) {
+        /* the value's first bytes: only ":" and blanks may precede them,
+         * a line break means the value was folded onto the next line */
+        const char *from = after_field(h);
+        if (h->lf_after_field || (at > from && memchr(from, '\n', (size_t)(at - from))))
+            return reject(h, 400, "bad_request", "obsolete line folding in a header");
+    }
     h->value_next = at + len == h->chunk_end ? NULL : at + len;
     if (!h->hvalue && !(h->hvalue = fg_arena_alloc(&h->x->arena, 0)))
         return -1;
@@ -321,10 +343,21 @@ static int on_headers_complete(llhttp_t *p)
             host = e;
         } else if (e->nlen == 6 && memcmp(e->name, "expect", 6) == 0) {
             expect = e;
+        } else if (e->nlen == 17 && memcmp(e->name, "transfer-encoding", 17) == 0) {
+            /* RFC 9112 6.1: chunked is the only coding we frame; an empty
+             * value, or a coding we would have to undo, is never guessed */
+            if (h->http10)
+                return reject(h, 400, "bad_request", "Transfer-Encoding in an HTTP/1.0 request");
+            if (!(e->vlen == 7 && strncasecmp(e->value, "chunked", 7) == 0))
+                return e->vlen ? reject(h, 501, "not_implemented",
+                                        "only the chunked transfer coding is supported")
+                               : reject(h, 400, "bad_request", "empty Transfer-Encoding");
         }
     }
     if (!host && !h->http10)
         return reject(h, 400, "bad_request", "HTTP/1.1 request without Host");
+    if (host && !fg_host_valid(host->value, host->vlen))
+        return reject(h, 400, "bad_request", "invalid Host header");
     if (!x->path_len)
         return reject(h, 400, "bad_request", "empty request target");
     if (x->path[0] != '/') {
@@ -444,6 +477,11 @@ static void process(struct h1conn *h)
         h->chunk_start = data;
         h->chunk_end = data + n;
         err = llhttp_execute(&h->parser, data, n);
+        /* a header name with no value yet: did a line break follow it? */
+        if (h->hname && !h->hvalue && !h->lf_after_field) {
+            const char *from = after_field(h);
+            h->lf_after_field = memchr(from, '\n', (size_t)(h->chunk_end - from)) != NULL;
+        }
 
         if (err == HPE_OK) {
             evbuffer_drain(in, n);

@@ -151,3 +151,33 @@ int fg_is_field_value(const char *s, size_t len)
     }
     return 1;
 }
+
+int fg_host_valid(const char *s, size_t len)
+{
+    size_t i = 0;
+
+    if (len && s[0] == '[') {
+        for (i = 1; i < len && s[i] != ']'; i++)
+            if (!s[i] || !strchr("0123456789abcdefABCDEF:.", s[i]))
+                return 0;
+        if (i == len || i == 1)
+            return 0;
+        i++;                            /* past ']' */
+    } else {
+        /* unreserved / pct-encoded / sub-delims */
+        for (; i < len && s[i] != ':'; i++) {
+            unsigned char c = (unsigned char)s[i];
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  (c && strchr("-._~!$&'()*+,;=%", c))))
+                return 0;
+        }
+    }
+    if (i == len)
+        return 1;
+    if (s[i] != ':')
+        return 0;
+    for (i++; i < len; i++)             /* the port: digits (maybe none) */
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return 1;
+}

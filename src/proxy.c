@@ -895,6 +895,8 @@ static int on_headers_complete(llhttp_t *p)
     struct fg_exchange *x = c->x;
     int status = p->status_code;
 
+    if (status < 100 || status > 599)
+        return -1;              /* "HTTP/1.1 20 OK": never passed on (502) */
     if (status >= 100 && status < 200) {
         /* interim response: the gateway answered Expect itself, so drop it */
         if (status == 101)

@@ -24,5 +24,9 @@ int fg_header_has_token(const char *value, size_t vlen, const char *token, size_
 /* RFC 9110 token / field-value checks used by both front ends. */
 int fg_is_token(const char *s, size_t len);
 int fg_is_field_value(const char *s, size_t len);
+/* A Host header's value (RFC 9112 3.2, RFC 3986 3.2.2): a reg-name or an
+ * IPv4 address, or an IP literal in brackets, with an optional port; empty
+ * is allowed. */
+int fg_host_valid(const char *s, size_t len);
 
 #endif
