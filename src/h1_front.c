@@ -315,6 +315,20 @@ static int absolute_form(struct fg_exchange *x)
     return 0;
 }
 
+/* The last coding of a Transfer-Encoding value is "chunked" (any case). */
+static int final_chunked(const char *v, size_t len)
+{
+    size_t end = len, start;
+
+    while (end && (v[end - 1] == ' ' || v[end - 1] == '\t'))
+        end--;
+    start = end;
+    while (start && v[start - 1] != ',' && v[start - 1] != ' ' && v[start - 1] != '\t')
+        start--;
+    return end - start == 7 && strncasecmp(v + start, "chunked", 7) == 0 &&
+           (start == 0 || v[start - 1] == ',' || v[start - 1] == ' ' || v[start - 1] == '\t');
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
     struct h1conn *h = p->data;
@@ -348,10 +362,12 @@ static int on_headers_complete(llhttp_t *p)
              * value, or a coding we would have to undo, is never guessed */
             if (h->http10)
                 return reject(h, 400, "bad_request", "Transfer-Encoding in an HTTP/1.0 request");
+            if (!final_chunked(e->value, e->vlen))
+                return reject(h, 400, "bad_request",
+                              "Transfer-Encoding whose final coding is not chunked");
             if (!(e->vlen == 7 && strncasecmp(e->value, "chunked", 7) == 0))
-                return e->vlen ? reject(h, 501, "not_implemented",
-                                        "only the chunked transfer coding is supported")
-                               : reject(h, 400, "bad_request", "empty Transfer-Encoding");
+                return reject(h, 501, "not_implemented",
+                              "only the chunked transfer coding is supported");
         }
     }
     if (!host && !h->http10)

@@ -853,7 +853,17 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 
     if (head_limit(c, len) < 0)
         return -1;
+    c->field_end = (uintptr_t)(at + len);
+    c->lf_after_field = 0;
     return fg_arena_append(&c->x->arena, &c->hname, &c->hname_len, at, len, 1);
+}
+
+/* Where the bytes after the current header's name start in this chunk. */
+static const char *after_field(const struct fg_uconn *c)
+{
+    uintptr_t s = (uintptr_t)c->chunk_start, e = (uintptr_t)c->chunk_end;
+
+    return c->field_end >= s && c->field_end <= e ? (const char *)c->field_end : c->chunk_start;
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
@@ -862,6 +872,16 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 
     if (head_limit(c, len) < 0)
         return -1;
+    /* obs-fold (a value continued on the next line): the backend's framing
+     * is not guessed at, the response is refused (502) */
+    if (c->hvalue && at != (c->value_next ? c->value_next : c->chunk_start))
+        return -1;
+    if (!c->hvalue) {
+        const char *from = after_field(c);
+        if (c->lf_after_field || (at > from && memchr(from, '\n', (size_t)(at - from))))
+            return -1;
+    }
+    c->value_next = at + len == c->chunk_end ? NULL : at + len;
     if (!c->hvalue) {
         /* an empty value still needs a non-NULL, arena-owned pointer */
         c->hvalue = fg_arena_alloc(&c->x->arena, 0);
@@ -1013,7 +1033,15 @@ void fg_proxy_on_backend_read(struct fg_uconn *c)
         llhttp_errno_t err;
 
         c->got_bytes = 1;
+        c->chunk_start = data;
+        c->chunk_end = data + n;
         err = llhttp_execute(&c->parser, data, n);
+        /* (only while the head is being read: a complete response pauses,
+         * and an error may have ended the connection) */
+        if (err == HPE_OK && c->hname && !c->hvalue && !c->lf_after_field) {
+            const char *from = after_field(c);
+            c->lf_after_field = memchr(from, '\n', (size_t)(c->chunk_end - from)) != NULL;
+        }
         if (err == HPE_OK) {
             evbuffer_drain(in, n);
             continue;

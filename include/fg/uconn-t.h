@@ -5,6 +5,7 @@
 #define FG_UCONN_T_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/queue.h>
 #include <llhttp.h>
 
@@ -34,6 +35,12 @@ struct fg_uconn {
     llhttp_t parser;
     char *hname, *hvalue;
     size_t hname_len, hvalue_len;
+    /* obs-fold detection (as in h1_front.c): the chunk being parsed, where
+     * the next span of a value must start, where the name ended, and
+     * whether a line break followed it in an earlier chunk */
+    const char *chunk_start, *chunk_end, *value_next;
+    uintptr_t field_end;
+    int lf_after_field;
     size_t head_bytes;
     unsigned head_done:1;               /* final (non-1xx) response head seen */
     unsigned in_trailers:1;
