@@ -27,6 +27,7 @@
 #include "fg/handler.h"
 #include "fg/proxy.h"
 #include "fg/stats.h"
+#include "fg/outlier.h"
 #include "fg/stream.h"
 #include "fg/worker.h"
 
@@ -46,7 +47,21 @@ struct h2conn {
     unsigned idle_armed:1;              /* the read timeout is the idle timeout */
     unsigned closing:1;
     unsigned out_blocked:1;             /* some stream waits for the socket */
+    unsigned in_recv:1;                 /* inside nghttp2_session_mem_recv() */
+    unsigned fatal:1;                   /* a connection error: closed once the GOAWAY is out */
+    unsigned read_paused:1;             /* output above the high mark: frames not read */
+    unsigned data_sent:1;               /* DATA went out since the last WINDOW_UPDATE */
+    /* requests complete in this read, started once the read is parsed: a
+     * stream reset in the same read costs no backend work */
+    struct fg_exchange_list pending;
+    /* frames that cost work and carry nothing (PRIORITY, empty DATA,
+     * WINDOW_UPDATE with no DATA of ours to explain it): a token bucket */
+    uint32_t glitch_tokens;
+    uint64_t glitch_ms;
 };
+
+#define GLITCH_BURST 1000               /* such frames at once */
+#define GLITCH_RATE 100                 /* and per second, on average */
 
 static const struct fg_front_ops h2_ops;
 static nghttp2_session_callbacks *callbacks;
@@ -79,6 +94,10 @@ static void update_idle_timer(struct h2conn *h)
 
 static void stream_release(struct h2conn *h, struct fg_exchange *x)
 {
+    if (x->h2_pending) {                /* reset before it started: nothing to undo */
+        TAILQ_REMOVE(&h->pending, x, h2_plink);
+        x->h2_pending = 0;
+    }
     TAILQ_REMOVE(&h->streams, x, link);
     h->nstreams--;
     /* body bytes held back while the request was paused still count
@@ -145,7 +164,8 @@ static int flush(struct h2conn *h)
         conn_free(h);
         return -1;
     }
-    if (!nghttp2_session_want_read(h->session) && !nghttp2_session_want_write(h->session) &&
+    if ((h->fatal ||
+         (!nghttp2_session_want_read(h->session) && !nghttp2_session_want_write(h->session))) &&
         evbuffer_get_length(out) == 0) {
         conn_free(h);
         return -1;
@@ -181,6 +201,7 @@ static int send_data_cb(nghttp2_session *s, nghttp2_frame *frame, const uint8_t 
     struct evbuffer *out = fg_stream_output(h->bev);
 
     evbuffer_add(out, framehd, 9);
+    h->data_sent = 1;
     if (length)
         evbuffer_remove_buffer(x->h2_out, out, length);
     if (x->resp_paused && evbuffer_get_length(x->h2_out) < FG_LOW_WATERMARK)
@@ -348,21 +369,81 @@ static void start_request(struct h2conn *h, struct fg_exchange *x, int end_strea
         x->handler->request_end(x);
 }
 
+/* A request complete but held back (see h2conn.pending): started now. */
+static void start_pending(struct h2conn *h, struct fg_exchange *x)
+{
+    TAILQ_REMOVE(&h->pending, x, h2_plink);
+    x->h2_pending = 0;
+    start_request(h, x, x->h2_pending_end);
+}
+
+/* 1 when a frame that costs and carries nothing overdraws the bucket. */
+static int glitch(struct h2conn *h, const nghttp2_frame *frame)
+{
+    uint64_t now;
+
+    switch (frame->hd.type) {
+    case NGHTTP2_PRIORITY:
+        break;
+    case NGHTTP2_DATA:
+        if (frame->hd.length || (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+            return 0;
+        break;
+    case NGHTTP2_WINDOW_UPDATE:
+        if (h->data_sent) {             /* the answer to DATA we sent */
+            h->data_sent = 0;
+            return 0;
+        }
+        break;
+    default:
+        return 0;
+    }
+    now = fg_outlier_now_ms();
+    if (now > h->glitch_ms) {
+        uint64_t add = (now - h->glitch_ms) * GLITCH_RATE / 1000;
+        if (add) {
+            h->glitch_tokens = add + h->glitch_tokens > GLITCH_BURST ? GLITCH_BURST
+                                                                     : (uint32_t)(add + h->glitch_tokens);
+            h->glitch_ms = now;
+        }
+    }
+    if (!h->glitch_tokens)
+        return 1;
+    h->glitch_tokens--;
+    return 0;
+}
+
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *ud)
 {
     struct h2conn *h = ud;
     struct fg_exchange *x;
     int end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
 
+    if (glitch(h, frame)) {
+        fg_log_info("client %s: HTTP/2: too many PRIORITY, empty DATA or WINDOW_UPDATE "
+                    "frames: GOAWAY", h->client.addr);
+        nghttp2_session_terminate_session(s, NGHTTP2_ENHANCE_YOUR_CALM);
+        return 0;
+    }
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
         return 0;
     x = nghttp2_session_get_stream_user_data(s, frame->hd.stream_id);
     if (!x)
         return 0;
-    if (frame->hd.type == NGHTTP2_HEADERS && x->state == FG_X_REQUEST_HEAD) {
-        start_request(h, x, end_stream);
+    if (frame->hd.type == NGHTTP2_HEADERS && x->state == FG_X_REQUEST_HEAD && !x->h2_pending) {
+        if (h->in_recv) {
+            /* started after this read: a reset in the same read cancels it
+             * before any backend work (CVE-2023-44487) */
+            x->h2_pending = 1;
+            x->h2_pending_end = end_stream;
+            TAILQ_INSERT_TAIL(&h->pending, x, h2_plink);
+        } else {
+            start_request(h, x, end_stream);
+        }
         return 0;
     }
+    if (x->h2_pending)
+        start_pending(h, x);            /* its body's end came in the same read */
     if (end_stream && !x->req_body_done) {
         x->req_body_done = 1;
         fg_headers_classify(&x->req_trailers);
@@ -378,6 +459,8 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream_id,
     struct fg_exchange *x = nghttp2_session_get_stream_user_data(s, stream_id);
     uint64_t max = h->w->cfg->client.max_body_bytes;
 
+    if (x && x->h2_pending)
+        start_pending(h, x);            /* its body is coming: the request starts */
     if (!x || x->state == FG_X_DONE || x->state == FG_X_REQUEST_HEAD) {
         nghttp2_session_consume(s, stream_id, len);
         return 0;
@@ -563,22 +646,62 @@ static void on_read(struct fg_stream *bev, void *arg)
     struct evbuffer *in = fg_stream_input(bev);
     size_t n;
 
-    while ((n = evbuffer_get_contiguous_space(in)) > 0) {
-        const uint8_t *data = evbuffer_pullup(in, (ev_ssize_t)n);
-        ssize_t rv = nghttp2_session_mem_recv(h->session, data, n);
+    while ((n = evbuffer_get_contiguous_space(in)) > 0 && nghttp2_session_want_read(h->session)) {
+        const uint8_t *data;
+        ssize_t rv;
+        if (evbuffer_get_length(fg_stream_output(bev)) >= FG_HIGH_WATERMARK) {
+            /* a client that sends and does not read (PING or SETTINGS
+             * floods, paced to dodge nghttp2's count of queued ACKs): no
+             * more of its frames until it reads what we owe it */
+            h->read_paused = 1;
+            fg_stream_disable(bev, EV_READ);
+            break;
+        }
+        data = evbuffer_pullup(in, (ev_ssize_t)n);
+        h->in_recv = 1;
+        rv = nghttp2_session_mem_recv(h->session, data, n);
+        h->in_recv = 0;
         if (rv < 0) {
             fg_log_debug("client %s: HTTP/2: %s", h->client.addr, nghttp2_strerror((int)rv));
-            conn_free(h);
-            return;
+            /* say why (flood, CONTINUATION, protocol error), then close once
+             * it is written; read nothing more */
+            nghttp2_session_terminate_session(h->session, rv == NGHTTP2_ERR_FLOODED ||
+                                                                  rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
+                                                              ? NGHTTP2_ENHANCE_YOUR_CALM
+                                                              : NGHTTP2_PROTOCOL_ERROR);
+            fg_stream_disable(bev, EV_READ);
+            evbuffer_drain(in, evbuffer_get_length(in));
+            h->fatal = 1;
+            break;
         }
         evbuffer_drain(in, (size_t)rv);
+    }
+    /* the requests complete in what was read, whose streams are still open */
+    while (!TAILQ_EMPTY(&h->pending)) {
+        struct fg_exchange *x = TAILQ_FIRST(&h->pending);
+        if (!nghttp2_session_want_read(h->session)) {
+            /* going away (GOAWAY sent): not started; closed with the rest */
+            TAILQ_REMOVE(&h->pending, x, h2_plink);
+            x->h2_pending = 0;
+            continue;
+        }
+        start_pending(h, x);
     }
     flush(h);
 }
 
 static void on_write(struct fg_stream *bev, void *arg)
 {
-    flush(arg);
+    struct h2conn *h = arg;
+
+    if (h->read_paused &&
+        evbuffer_get_length(fg_stream_output(bev)) < FG_LOW_WATERMARK) {
+        h->read_paused = 0;
+        fg_stream_enable(bev, EV_READ);
+        on_read(bev, h);                /* what waited in the input (flushes) */
+        return;
+    }
+    flush(h);
 }
 
 static void on_event(struct fg_stream *bev, short what, void *arg)
@@ -657,6 +780,13 @@ static void init_callbacks(void)
     /* no priority tree to keep closed streams for: an idle connection then
      * holds no stream objects at all */
     nghttp2_option_set_no_closed_streams(options, 1);
+    /* floods (docs/security.md), set explicitly rather than left to the
+     * library's defaults: queued ACKs, SETTINGS entries, CONTINUATION frames
+     * after a HEADERS, and stream resets (burst, then per second) */
+    nghttp2_option_set_max_outbound_ack(options, 1000);
+    nghttp2_option_set_max_settings(options, 32);
+    nghttp2_option_set_max_continuations(options, 8);
+    nghttp2_option_set_stream_reset_rate_limit(options, 200, 33);
 }
 
 void fg_h2_start(struct fg_worker *w, struct fg_stream *bev, const struct fg_client_info *ci)
@@ -695,6 +825,9 @@ void fg_h2_start(struct fg_worker *w, struct fg_stream *bev, const struct fg_cli
     h->base.client = &h->client;        /* its place in the limits, from here on */
     fg_stat_conn(w->stats, 1, ci->tls, +1);
     TAILQ_INIT(&h->streams);
+    TAILQ_INIT(&h->pending);
+    h->glitch_tokens = GLITCH_BURST;
+    h->glitch_ms = fg_outlier_now_ms();
     nghttp2_submit_settings(h->session, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
     nghttp2_session_set_local_window_size(h->session, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW);
     fg_stream_setcb(bev, on_read, on_write, on_event, h);

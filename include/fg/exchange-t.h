@@ -180,6 +180,10 @@ struct fg_exchange {
     unsigned h2_out_eof:1;              /* whole response body is in h2_out */
     unsigned h2_deferred:1;             /* data provider waits for h2_out */
     unsigned h2_out_blocked:1;          /* data provider waits for the socket */
+    /* the request is complete but not started: its stream may still be
+     * reset within the same read (rapid reset), see h2_front.c */
+    unsigned h2_pending:1, h2_pending_end:1;
+    TAILQ_ENTRY(fg_exchange) h2_plink;
 
     /* kept across fg_exchange_reset(): */
     struct evbuffer *h2_out;            /* allocated on first use */
