@@ -4,7 +4,8 @@
 #   2. builds and runs `make check` (unit + end-to-end tests);
 #   3. builds again with ASan + UBSan (--enable-sanitizers --without-cuda) and
 #      runs it again;
-#   4. `make distcheck` (skip with FG_SKIP_DISTCHECK=1).
+#   4. the libFuzzer harnesses, 10 s each (clang; skip with FG_SKIP_FUZZ=1);
+#   5. `make distcheck` (skip with FG_SKIP_DISTCHECK=1).
 # Ends with "N passed, M failed" over every test run; exits non-zero on any failure.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -63,6 +64,21 @@ ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:quarantine_size_mb=16:abort_on_error
 UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
 FG_SANITIZERS=1 \
     run_suite sanitizers "$top/build-asan" --enable-sanitizers --without-cuda
+
+# Fuzzing, short: every libFuzzer harness (tests/fuzz) for FUZZ_SECONDS
+# (default 10 here) from its seed corpus; any crash, leak or sanitizer
+# report fails it. Built with clang in its own directory.
+if [ "${FG_SKIP_FUZZ:-0}" != 1 ]; then
+    echo "== fuzz: building in $top/build-fuzz (clang, --enable-fuzzing)"
+    if CC=clang scripts/build.sh "$top/build-fuzz" --enable-fuzzing --without-cuda >/dev/null &&
+       make -C "$top/build-fuzz" fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-10}" >"$top/build-fuzz/fuzz.out" 2>&1; then
+        passed=$((passed + 1))
+        echo "fuzz: ok (log: $top/build-fuzz/fuzz.out)"
+    else
+        failed=$((failed + 1)); status=1
+        tail -40 "$top/build-fuzz/fuzz.out" 2>/dev/null
+    fi
+fi
 
 if [ "${FG_SKIP_DISTCHECK:-0}" != 1 ]; then
     echo "== make distcheck"
