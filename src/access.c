@@ -74,19 +74,6 @@ static struct {
 
 /* ---- key sets ------------------------------------------------------------ */
 
-static char *fg_format(const char *fmt, ...) __attribute__((__format__(printf, 1, 2)));
-static char *fg_format(const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-
-    va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
-
 static uint64_t digest_prefix(const unsigned char *d)
 {
     uint64_t v;
@@ -185,12 +172,12 @@ static struct fg_keyset *keyset_build(const struct fg_config *cfg, struct fg_api
         unsigned slot = (unsigned)digest_prefix(k->sha256) & ks->mask;
         for (unsigned j = 0; j < i; j++) {
             if (strcmp(ks->keys[j]->name, k->name) == 0) {
-                *err = fg_format("key \"%s\" is defined twice (in %s)", k->name,
+                *err = fg_strdupf("key \"%s\" is defined twice (in %s)", k->name,
                                  j < ac->nkeys ? "the configuration and the key file" : "the key file");
                 goto fail;
             }
             if (memcmp(ks->keys[j]->sha256, k->sha256, 32) == 0) {
-                *err = fg_format("keys \"%s\" and \"%s\" have the same sha256", ks->keys[j]->name,
+                *err = fg_strdupf("keys \"%s\" and \"%s\" have the same sha256", ks->keys[j]->name,
                                  k->name);
                 goto fail;
             }
@@ -213,7 +200,7 @@ static struct fg_keyset *keyset_build(const struct fg_config *cfg, struct fg_api
     ks->n = n;
     return ks;
 oom:
-    *err = fg_format("out of memory building the key set");
+    *err = fg_strdupf("out of memory building the key set");
 fail:
     keyset_free(ks);
     return NULL;
@@ -258,7 +245,7 @@ static int load_file(const struct fg_config *cfg, struct fg_keyset **out, struct
 
     if (path) {
         if (stat(path, seen) < 0) {
-            *err = fg_format("%s: %s", path, strerror(errno));
+            *err = fg_strdupf("%s: %s", path, strerror(errno));
             return -1;
         }
         if (fg_key_file_load(cfg, path, &keys, &n, err) < 0)
@@ -279,7 +266,7 @@ struct fg_access_next *fg_access_prepare(const struct fg_config *cfg, char **err
 
     *err = NULL;
     if (!nx) {
-        *err = fg_format("out of memory");
+        *err = fg_strdupf("out of memory");
         return NULL;
     }
     nx->cfg = cfg;

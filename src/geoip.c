@@ -19,6 +19,7 @@
 
 #include <maxminddb.h>
 
+#include "fg/log.h"
 #include "fg/geoip.h"
 
 struct fg_geoip {
@@ -26,19 +27,6 @@ struct fg_geoip {
     MMDB_s asn;
     unsigned has_asn:1;
 };
-
-static char *format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *format(const char *fmt, ...)
-{
-    va_list ap;
-    char *s;
-
-    va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
 
 /* Why MMDB_open(<path>) failed with <rc>; <e> is errno right after it. */
 static char *open_error(const char *path, int rc, int e)
@@ -48,26 +36,26 @@ static char *open_error(const char *path, int rc, int e)
 
     switch (rc) {
     case MMDB_FILE_OPEN_ERROR:
-        return format("cannot open GeoIP database %s: %s", path,
+        return fg_strdupf("cannot open GeoIP database %s: %s", path,
                       e ? strerror_r(e, ebuf, sizeof ebuf) : MMDB_strerror(rc));
     case MMDB_IO_ERROR:
         /* mmap() refuses directories (ENODEV) and empty files (EINVAL):
          * name those plainly rather than by mmap's errno */
         if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-            return format("cannot open GeoIP database %s: %s", path,
+            return fg_strdupf("cannot open GeoIP database %s: %s", path,
                           strerror_r(EISDIR, ebuf, sizeof ebuf));
         if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0)
-            return format("GeoIP database %s is not a MaxMind DB file: the file is empty", path);
-        return format("cannot read GeoIP database %s: %s", path,
+            return fg_strdupf("GeoIP database %s is not a MaxMind DB file: the file is empty", path);
+        return fg_strdupf("cannot read GeoIP database %s: %s", path,
                       e ? strerror_r(e, ebuf, sizeof ebuf) : MMDB_strerror(rc));
     case MMDB_OUT_OF_MEMORY_ERROR:
-        return format("cannot open GeoIP database %s: out of memory", path);
+        return fg_strdupf("cannot open GeoIP database %s: out of memory", path);
     case MMDB_INVALID_METADATA_ERROR:
         /* no metadata marker: any file that is not an .mmdb at all */
-        return format("GeoIP database %s is not a MaxMind DB file: %s", path, MMDB_strerror(rc));
+        return fg_strdupf("GeoIP database %s is not a MaxMind DB file: %s", path, MMDB_strerror(rc));
     default:
         /* unknown major version, corrupt tree or data */
-        return format("GeoIP database %s cannot be used: %s", path, MMDB_strerror(rc));
+        return fg_strdupf("GeoIP database %s cannot be used: %s", path, MMDB_strerror(rc));
     }
 }
 
@@ -93,17 +81,17 @@ struct fg_geoip *fg_geoip_open(const char *country_db, const char *asn_db, char 
         *err = NULL;
     if (!country_db || !*country_db) {
         if (err)
-            *err = format("no GeoIP country database given");
+            *err = fg_strdupf("no GeoIP country database given");
         return NULL;
     }
     if (asn_db && !*asn_db) {
         if (err)
-            *err = format("empty path for the GeoIP ASN database");
+            *err = fg_strdupf("empty path for the GeoIP ASN database");
         return NULL;
     }
     if (!(g = calloc(1, sizeof(*g)))) {
         if (err)
-            *err = format("cannot open GeoIP database %s: out of memory", country_db);
+            *err = fg_strdupf("cannot open GeoIP database %s: out of memory", country_db);
         return NULL;
     }
     if (open_one(country_db, &g->country, err) < 0) {

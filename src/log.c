@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,4 +47,16 @@ void fg_log(enum fg_log_level level, const char *fmt, ...)
     if (write(STDERR_FILENO, line, n) < 0) {
         /* nowhere left to report it */
     }
+}
+
+char *fg_strdupf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s = NULL;
+
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return s;
 }

@@ -41,19 +41,6 @@ static struct {
     int refused;                        /* stopping */
 } R = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static char *format(const char *fmt, ...) __attribute__((__format__(printf, 1, 2)));
-static char *format(const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-
-    va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
-
 /* ---- what each worker is handed ------------------------------------------- */
 
 /* Listeners of <cfg> in update order: its own, then the admin listener. */
@@ -83,7 +70,7 @@ static SSL_CTX **tls_contexts(const struct fg_config *cfg, char **err)
     SSL_CTX **ctxs = calloc(nlisteners(cfg) + 1, sizeof(*ctxs));
 
     if (!ctxs) {
-        *err = format("out of memory");
+        *err = fg_strdupf("out of memory");
         return NULL;
     }
     for (unsigned i = 0; i < cfg->nlisteners; i++) {
@@ -117,7 +104,7 @@ static struct fg_worker_update *build_update(const struct fg_config *cfg,
     const struct fg_handler_ops *h = R.app->handler ? R.app->handler : &fg_proxy_handler;
 
     if (!up) {
-        *err = format("out of memory");
+        *err = fg_strdupf("out of memory");
         return NULL;
     }
     up->cfg = fg_config_ref((struct fg_config *)cfg);
@@ -305,7 +292,7 @@ static int reload_locked(struct fg_worker *self, const struct fg_dns_answers *dn
     next = dns ? fg_config_parse_dns(prev->source, strlen(prev->source), prev->path, dns, &err)
                : fg_config_load_dns(prev->path, &prev->dns_answers, &err);
     if (!next) {
-        *msg = err ? err : format("out of memory");
+        *msg = err ? err : fg_strdupf("out of memory");
         return -1;
     }
     keep_fixed(next, prev);
@@ -359,7 +346,7 @@ static int reload_locked(struct fg_worker *self, const struct fg_dns_answers *dn
         fg_dns_wake(R.dns);             /* names the file added: resolved now */
     return 0;
 fail:
-    *msg = err ? err : format("out of memory");
+    *msg = err ? err : fg_strdupf("out of memory");
     fg_access_abandon(acc);
     for (unsigned i = 0; ups && i < R.n; i++)
         fg_worker_update_free(ups[i]);
@@ -376,12 +363,12 @@ static int reload(struct fg_worker *self, const struct fg_dns_answers *dns, char
     *msg = NULL;
     /* a worker must not wait here: another reload may be waiting for it */
     if (self ? pthread_mutex_trylock(&R.lock) != 0 : pthread_mutex_lock(&R.lock) != 0) {
-        *msg = format("another reload is in progress");
+        *msg = fg_strdupf("another reload is in progress");
         return -2;
     }
     if (R.refused || !R.current) {
         pthread_mutex_unlock(&R.lock);
-        *msg = format("the gateway is stopping");
+        *msg = fg_strdupf("the gateway is stopping");
         return -2;
     }
     fg_sd_notify("RELOADING=1");

@@ -175,9 +175,11 @@ void fg_wait_queue_drain(struct fg_wait_queue *q)
 
 void fg_wait_queue_kick(const struct fg_upstream *u)
 {
+    /* any worker with waiters looks (<u> is not enough: its waiters may be
+     * in another generation's queue of the same upstream) */
+    (void)u;
     for (unsigned i = 0; i < nworkers; i++) {
         struct fg_worker *w = &all_workers[i];
-        (void)u;
         if (atomic_load(&w->waiting))
             fg_worker_kick(w);
     }

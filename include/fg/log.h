@@ -18,6 +18,9 @@ enum fg_log_level fg_log_get_level(void);
 void fg_log(enum fg_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* A malloc'd message, as printf would write it; NULL out of memory. */
+char *fg_strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #define fg_log_debug(...) \
     do { if (fg_log_get_level() <= FG_LOG_DEBUG) fg_log(FG_LOG_DEBUG, __VA_ARGS__); } while (0)
 #define fg_log_info(...)  fg_log(FG_LOG_INFO, __VA_ARGS__)
