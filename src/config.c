@@ -109,6 +109,8 @@ static const struct field client_fields[] = {
     UINT(struct fg_client_cfg, header_timeout_ms, 1, TIMEOUT_MAX, 10000),
     UINT(struct fg_client_cfg, idle_timeout_ms, 1, TIMEOUT_MAX, 60000),
     UINT(struct fg_client_cfg, send_timeout_ms, 1, TIMEOUT_MAX, 60000),
+    UINT(struct fg_client_cfg, body_timeout_ms, 1, TIMEOUT_MAX, 60000),
+    UINT(struct fg_client_cfg, body_min_rate, 0, 1000000000, 500),
     UINT(struct fg_client_cfg, max_header_bytes, HEADER_BYTES_MIN, HEADER_BYTES_MAX, 32768),
     UINT(struct fg_client_cfg, max_headers, 1, 10000, 100),
     U64(struct fg_client_cfg, max_body_bytes, 0, INT64_MAX, 104857600),

@@ -18,6 +18,7 @@
 #include <event2/event.h>
 #include <llhttp.h>
 
+#include "fg/body_clock.h"
 #include "fg/conn_limit.h"
 #include "fg/exchange.h"
 #include "fg/front.h"
@@ -415,7 +416,7 @@ static int on_headers_complete(llhttp_t *p)
     if (x->req_expect_continue && x->state == FG_X_UPSTREAM && x->req_has_body)
         evbuffer_add(fg_stream_output(h->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
     if (x->req_has_body)
-        set_read_timeout(h, cc->idle_timeout_ms);
+        fg_body_clock_start(x);
     return 0;
 }
 
@@ -442,7 +443,7 @@ static int on_message_complete(llhttp_t *p)
 
     h->req_done = 1;
     x->req_body_done = 1;
-    set_read_timeout(h, 0);
+    fg_body_clock_stop(x);
     x->handler->request_end(x);
     if (h->state == H1_BODY)
         h->state = H1_WAIT_RESPONSE;
@@ -512,8 +513,10 @@ static void process(struct h1conn *h)
         parse_error(h, err);
         return;
     }
-    if (h->paused_body)
+    if (h->paused_body) {
         fg_stream_disable(h->bev, EV_READ);
+        fg_body_clock_pause(h->x);
+    }
     if (h->client_eof && (h->state == H1_IDLE || h->state == H1_HEAD || h->state == H1_BODY)) {
         if (h->state == H1_IDLE && evbuffer_get_length(in) == 0) {
             conn_close_soon(h);
@@ -671,8 +674,31 @@ static void h1_resume_request(struct fg_exchange *x)
     if (!h->paused_body || h->state == H1_CLOSING)
         return;
     h->paused_body = 0;
+    fg_body_clock_resume(x);
     fg_stream_enable(h->bev, EV_READ);
     fg_stream_trigger(h->bev, EV_READ);
+}
+
+/* The body came too slowly (body_clock.c). */
+static void h1_body_timeout(struct fg_exchange *x)
+{
+    struct h1conn *h = conn_of(x);
+
+    if (h->state == H1_CLOSING)
+        return;
+    fg_log_debug("client %s: request body too slow", h->client.addr);
+    h->keepalive = 0;
+    h->req_done = 1;
+    if (x->state == FG_X_UPSTREAM) {
+        fg_exchange_reply_error(x, 408, "request_timeout",
+                                "the request body came too slowly (client.body_timeout_ms, "
+                                "client.body_min_rate)");
+    } else if (x->state == FG_X_RESPONDING) {
+        fg_exchange_abort(x);           /* the backend is released */
+        h1_abort(x);
+    } else {
+        conn_close_soon(h);             /* answered: the rest of the body is not waited for */
+    }
 }
 
 static const struct fg_front_ops h1_ops = {
@@ -681,6 +707,7 @@ static const struct fg_front_ops h1_ops = {
     .send_end = h1_send_end,
     .abort = h1_abort,
     .resume_request = h1_resume_request,
+    .body_timeout = h1_body_timeout,
 };
 
 /* ---- events --------------------------------------------------------------- */
@@ -713,14 +740,7 @@ static void on_event(struct fg_stream *bev, short what, void *arg)
         process(h);
         return;
     }
-    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && h->state == H1_BODY &&
-        h->x && h->x->state == FG_X_UPSTREAM) {
-        h->keepalive = 0;
-        h->req_done = 1;
-        fg_exchange_reply_error(h->x, 408, "request_timeout", "request body timed out");
-        return;
-    }
-    /* error, send timeout, or a stalled body while a response streams */
+    /* an error or the send timeout */
     conn_free(h);
 }
 

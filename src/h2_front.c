@@ -19,6 +19,7 @@
 #include <event2/event_struct.h>
 #include <nghttp2/nghttp2.h>
 
+#include "fg/body_clock.h"
 #include "fg/conn_limit.h"
 #include "fg/exchange.h"
 #include "fg/front.h"
@@ -51,6 +52,7 @@ struct h2conn {
     unsigned fatal:1;                   /* a connection error: closed once the GOAWAY is out */
     unsigned read_paused:1;             /* output above the high mark: frames not read */
     unsigned data_sent:1;               /* DATA went out since the last WINDOW_UPDATE */
+    unsigned calm:1;                    /* a callback failed on abuse: GOAWAY ENHANCE_YOUR_CALM */
     /* requests complete in this read, started once the read is parsed: a
      * stream reset in the same read costs no backend work */
     struct fg_exchange_list pending;
@@ -287,6 +289,20 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
 
     if (!x || frame->hd.type != NGHTTP2_HEADERS)
         return 0;
+    /* An HPACK bomb: a few bytes that reference a large table entry again
+     * and again. Each field decoded costs nghttp2 a scan of its value,
+     * refused or not, so a header list far beyond the size we announced
+     * (SETTINGS_MAX_HEADER_LIST_SIZE, which a client must respect) ends
+     * the connection at once, not after the whole block: the CPU a block
+     * costs stays bounded by the limit, whatever the block expands to. */
+    x->h2_head_bytes += namelen + valuelen + 32;    /* RFC 9113 6.5.2's measure */
+    if (x->h2_head_bytes > 2 * (uint64_t)cc->max_header_bytes + 16384) {
+        fg_log_info("client %s: HTTP/2: header list of stream %d far beyond "
+                    "SETTINGS_MAX_HEADER_LIST_SIZE (%u): GOAWAY", h->client.addr,
+                    frame->hd.stream_id, cc->max_header_bytes);
+        h->calm = 1;
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
     trailer = x->state != FG_X_REQUEST_HEAD;
     if (x->arena.used + namelen + valuelen > cc->max_header_bytes)
         return reject(x, 431, "headers_too_large", "request head exceeds max_header_bytes");
@@ -367,6 +383,8 @@ static void start_request(struct h2conn *h, struct fg_exchange *x, int end_strea
     x->handler->start(x);
     if (end_stream)
         x->handler->request_end(x);
+    else if (x->state == FG_X_UPSTREAM || x->state == FG_X_RESPONDING)
+        fg_body_clock_start(x);
 }
 
 /* A request complete but held back (see h2conn.pending): started now. */
@@ -446,6 +464,7 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
         start_pending(h, x);            /* its body's end came in the same read */
     if (end_stream && !x->req_body_done) {
         x->req_body_done = 1;
+        fg_body_clock_stop(x);
         fg_headers_classify(&x->req_trailers);
         x->handler->request_end(x);
     }
@@ -471,9 +490,10 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream_id,
         fg_exchange_reply_error(x, 413, "body_too_large", "request body exceeds max_body_bytes");
         return 0;
     }
-    if (x->handler->request_body(x, (const char *)data, len))
+    if (x->handler->request_body(x, (const char *)data, len)) {
         x->h2_unconsumed += len;        /* returned by resume_request */
-    else
+        fg_body_clock_pause(x);
+    } else
         nghttp2_session_consume(s, stream_id, len);
     return 0;
 }
@@ -623,11 +643,39 @@ static void h2_resume_request(struct fg_exchange *x)
 {
     struct h2conn *h = conn_of(x);
 
+    fg_body_clock_resume(x);
     if (x->h2_unconsumed) {
         nghttp2_session_consume(h->session, x->h2_stream_id, (size_t)x->h2_unconsumed);
         x->h2_unconsumed = 0;
         schedule_flush(h);
     }
+}
+
+/* The body came too slowly (body_clock.c). */
+static void h2_body_timeout(struct fg_exchange *x)
+{
+    struct h2conn *h = conn_of(x);
+
+    fg_log_debug("client %s: stream %d: request body too slow", h->client.addr, x->h2_stream_id);
+    if (x->state == FG_X_UPSTREAM) {
+        fg_exchange_reply_error(x, 408, "request_timeout",
+                                "the request body came too slowly (client.body_timeout_ms, "
+                                "client.body_min_rate)");
+    } else if (x->state == FG_X_RESPONDING) {
+        /* the backend is released when nghttp2 closes the stream */
+        nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, x->h2_stream_id, NGHTTP2_CANCEL);
+        schedule_flush(h);
+    }
+    /* answered already: the rest of the body holds no backend */
+}
+
+/* The connection's receive window is spent (on streams whose backends are
+ * slow) or its frames are not read (output waits): the client cannot send. */
+static int h2_body_blocked(struct fg_exchange *x)
+{
+    struct h2conn *h = conn_of(x);
+
+    return h->read_paused || nghttp2_session_get_local_window_size(h->session) < 16384;
 }
 
 static const struct fg_front_ops h2_ops = {
@@ -636,6 +684,8 @@ static const struct fg_front_ops h2_ops = {
     .send_end = h2_send_end,
     .abort = h2_abort,
     .resume_request = h2_resume_request,
+    .body_timeout = h2_body_timeout,
+    .body_blocked = h2_body_blocked,
 };
 
 /* ---- events -------------------------------------------------------------- */
@@ -665,7 +715,7 @@ static void on_read(struct fg_stream *bev, void *arg)
             fg_log_debug("client %s: HTTP/2: %s", h->client.addr, nghttp2_strerror((int)rv));
             /* say why (flood, CONTINUATION, protocol error), then close once
              * it is written; read nothing more */
-            nghttp2_session_terminate_session(h->session, rv == NGHTTP2_ERR_FLOODED ||
+            nghttp2_session_terminate_session(h->session, h->calm || rv == NGHTTP2_ERR_FLOODED ||
                                                                   rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
                                                               ? NGHTTP2_ENHANCE_YOUR_CALM
                                                               : NGHTTP2_PROTOCOL_ERROR);

@@ -49,6 +49,8 @@ struct fg_client_cfg {
     unsigned header_timeout_ms;     /* whole request head must arrive within; default 10000 -> 408 */
     unsigned idle_timeout_ms;       /* keep-alive / h2 idle before close; default 60000 */
     unsigned send_timeout_ms;       /* a client not reading for this long is dropped; default 60000 */
+    unsigned body_timeout_ms;       /* a request body's longest stall (body_clock.h); default 60000 */
+    unsigned body_min_rate;         /* ...and its least rate, bytes/s; default 500; 0: none */
     unsigned max_header_bytes;      /* request line + headers; default 32768 -> 431 */
     unsigned max_headers;           /* header count; default 100 -> 431 */
     uint64_t max_body_bytes;        /* request body; default 100 MiB; 0 = unlimited -> 413 */

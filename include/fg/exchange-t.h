@@ -41,6 +41,13 @@ struct fg_front_ops {
     void (*abort)(struct fg_exchange *x);
     /* The backend can take more request body: resume reading it. */
     void (*resume_request)(struct fg_exchange *x);
+    /* The request body came too slowly (body_clock.c): answer 408 if no
+     * response started, else end the stream or connection. */
+    void (*body_timeout)(struct fg_exchange *x);
+    /* Optional: nonzero while the client cannot send this body because of
+     * the connection, not of itself (an HTTP/2 connection window spent on
+     * other streams): that time is not held against it. */
+    int (*body_blocked)(struct fg_exchange *x);
 };
 
 /* Facts about the client connection an exchange arrived on. */
@@ -139,6 +146,11 @@ struct fg_exchange {
     unsigned body_model_ambiguous:1;    /* ...and could name a model twice (json_model.h) */
     unsigned awaiting_body:1;           /* routing waits for the whole body */
     unsigned req_paused:1;              /* client reading paused for the backend */
+    /* the body's receive clock (body_clock.c) */
+    unsigned body_watched:1, body_paused:1;
+    int64_t body_credit_ms;
+    uint64_t body_mark_ms, body_mark_bytes;
+    TAILQ_ENTRY(fg_exchange) body_link;
 
     /* access control (access.c): the request's key, held with its key set
      * until the exchange ends, and the limits it counts in */
@@ -177,6 +189,7 @@ struct fg_exchange {
     /* HTTP/2 front only: the stream and its response body on the way out */
     int32_t h2_stream_id;
     uint64_t h2_unconsumed;             /* DATA bytes not yet returned to the window */
+    uint64_t h2_head_bytes;             /* header list decoded so far, refused fields too */
     unsigned h2_out_eof:1;              /* whole response body is in h2_out */
     unsigned h2_deferred:1;             /* data provider waits for h2_out */
     unsigned h2_out_blocked:1;          /* data provider waits for the socket */

@@ -121,6 +121,10 @@ struct fg_worker {
     unsigned mirrors_in_flight;         /* copies of requests sent by this worker, unfinished */
     struct fg_exchange_list mirrors;    /* those copies (closed when the worker stops) */
     struct fg_client_conn_list conns;   /* client connections open */
+    /* request bodies being received, and the timer that checks their rate
+     * (body_clock.c); the timer runs only while the list is not empty */
+    struct fg_exchange_list body_watch;
+    struct event *body_tick;
     unsigned nconns;
 
     /* HTTP/2: the frame buffer every nghttp2 session of this worker shares
