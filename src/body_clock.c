@@ -60,6 +60,7 @@ void fg_body_clock_start(struct fg_exchange *x)
     x->body_watched = 1;
     x->body_paused = 0;
     x->body_credit_ms = x->gen->cfg->client.body_timeout_ms;
+    x->body_excused_ms = 0;
     x->body_mark_ms = now_ms();
     x->body_mark_bytes = x->req_body_bytes;
     TAILQ_INSERT_TAIL(&w->body_watch, x, body_link);
@@ -90,6 +91,19 @@ void fg_body_clock_resume(struct fg_exchange *x)
     x->body_paused = 0;
 }
 
+/* The front says the client cannot send for reasons of the connection:
+ * not charged, up to body_timeout_ms in all (the client may be the one
+ * that blocked the connection). */
+static int excused(struct fg_exchange *x, uint64_t now)
+{
+    uint64_t cap = x->gen->cfg->client.body_timeout_ms;
+
+    if (!x->front->body_blocked || x->body_excused_ms >= cap || !x->front->body_blocked(x))
+        return 0;
+    x->body_excused_ms += now - x->body_mark_ms;
+    return 1;
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct fg_worker *w = arg;
@@ -101,7 +115,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     for (x = TAILQ_FIRST(&w->body_watch); x; x = next) {
         /* expiring <x> may free it (and its connection), never another */
         next = TAILQ_NEXT(x, body_link);
-        settle(x, now, x->body_paused || (x->front->body_blocked && x->front->body_blocked(x)));
+        settle(x, now, x->body_paused || excused(x, now));
         if (x->body_credit_ms > 0)
             continue;
         fg_body_clock_stop(x);

@@ -648,8 +648,15 @@ static void h1_send_end(struct fg_exchange *x)
          * or a backend that replied early): with keep-alive the rest of
          * the request is read and dropped, and on_message_complete()
          * moves on; otherwise the connection ends after this response */
-        if (!h->keepalive)
+        if (!h->keepalive) {
             conn_close_soon(h);
+        } else if (h->paused_body) {
+            /* paused for a backend that is gone now: read the rest */
+            h->paused_body = 0;
+            fg_body_clock_resume(x);
+            fg_stream_enable(h->bev, EV_READ);
+            fg_stream_trigger(h->bev, EV_READ);
+        }
         return;
     }
     finish_exchange(h);

@@ -213,6 +213,36 @@ static int send_data_cb(nghttp2_session *s, nghttp2_frame *frame, const uint8_t 
 
 static size_t add_trailers(struct h2conn *h, struct fg_exchange *x);
 
+/* A stream answered while its request body is still due, and that body
+ * too slow (body_clock.c): once our END_STREAM is out, RST_STREAM NO_ERROR
+ * tells the client to stop sending (RFC 9113 8.1) and the stream closes
+ * instead of lingering half-open. Only then, and never before the response
+ * (nghttp2 would drop its queued DATA): curl 7.88 reports an error for such
+ * a reset while it uploads, so an early answer to a client that sends its
+ * body at a fair pace gets none. */
+static void reset_after_end(nghttp2_session *s, struct fg_exchange *x)
+{
+    if (!x->req_body_done)
+        nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, x->h2_stream_id, NGHTTP2_NO_ERROR);
+}
+
+static int on_frame_send(nghttp2_session *s, const nghttp2_frame *frame, void *ud)
+{
+    struct fg_exchange *x;
+
+    if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
+        (frame->hd.type != NGHTTP2_DATA && frame->hd.type != NGHTTP2_HEADERS))
+        return 0;
+    x = nghttp2_session_get_stream_user_data(s, frame->hd.stream_id);
+    if (!x)
+        return 0;
+    x->h2_end_sent = 1;
+    if (x->h2_reset_after_end)
+        reset_after_end(s, x);
+    (void)ud;
+    return 0;
+}
+
 static ssize_t data_read_cb(nghttp2_session *s, int32_t stream_id, uint8_t *buf, size_t length,
                             uint32_t *data_flags, nghttp2_data_source *source, void *ud)
 {
@@ -303,7 +333,8 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
         h->calm = 1;
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
-    trailer = x->state != FG_X_REQUEST_HEAD;
+    /* a head held back (h2_pending) is complete: what follows is trailers */
+    trailer = x->state != FG_X_REQUEST_HEAD || x->h2_pending;
     if (x->arena.used + namelen + valuelen > cc->max_header_bytes)
         return reject(x, 431, "headers_too_large", "request head exceeds max_header_bytes");
     if (namelen && name[0] == ':' && !trailer) {
@@ -353,6 +384,8 @@ static void start_request(struct h2conn *h, struct fg_exchange *x, int end_strea
     struct fg_header *cl;
 
     fg_headers_classify(&x->req_headers);
+    if (!end_stream)
+        fg_body_clock_start(x);         /* answered or not, the stream waits for its body */
     x->req_has_body = !end_stream;
     x->req_body_done = end_stream;
     x->req_head_only = x->method_len == 4 && memcmp(x->method, "HEAD", 4) == 0;
@@ -383,8 +416,6 @@ static void start_request(struct h2conn *h, struct fg_exchange *x, int end_strea
     x->handler->start(x);
     if (end_stream)
         x->handler->request_end(x);
-    else if (x->state == FG_X_UPSTREAM || x->state == FG_X_RESPONDING)
-        fg_body_clock_start(x);
 }
 
 /* A request complete but held back (see h2conn.pending): started now. */
@@ -481,6 +512,8 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream_id,
     if (x && x->h2_pending)
         start_pending(h, x);            /* its body is coming: the request starts */
     if (!x || x->state == FG_X_DONE || x->state == FG_X_REQUEST_HEAD) {
+        if (x)
+            x->req_body_bytes += len;   /* discarded, but it came (body_clock.c) */
         nghttp2_session_consume(s, stream_id, len);
         return 0;
     }
@@ -658,6 +691,7 @@ static void h2_body_timeout(struct fg_exchange *x)
 
     fg_log_debug("client %s: stream %d: request body too slow", h->client.addr, x->h2_stream_id);
     if (x->state == FG_X_UPSTREAM) {
+        x->h2_reset_after_end = 1;
         fg_exchange_reply_error(x, 408, "request_timeout",
                                 "the request body came too slowly (client.body_timeout_ms, "
                                 "client.body_min_rate)");
@@ -665,17 +699,27 @@ static void h2_body_timeout(struct fg_exchange *x)
         /* the backend is released when nghttp2 closes the stream */
         nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, x->h2_stream_id, NGHTTP2_CANCEL);
         schedule_flush(h);
+    } else {
+        /* answered already (an early error, a backend that did not wait):
+         * the slow rest of the body holds no backend, only the stream */
+        x->h2_reset_after_end = 1;
+        if (x->h2_end_sent) {
+            reset_after_end(h->session, x);
+            schedule_flush(h);
+        }
     }
-    /* answered already: the rest of the body holds no backend */
 }
 
 /* The connection's receive window is spent (on streams whose backends are
- * slow) or its frames are not read (output waits): the client cannot send. */
+ * slow): the client cannot send. Not "its frames are not read because it
+ * does not read ours": that is the client's own doing. The client could
+ * spend the window itself, so body_clock.c excuses this for at most
+ * body_timeout_ms per body. */
 static int h2_body_blocked(struct fg_exchange *x)
 {
     struct h2conn *h = conn_of(x);
 
-    return h->read_paused || nghttp2_session_get_local_window_size(h->session) < 16384;
+    return nghttp2_session_get_local_window_size(h->session) < 16384;
 }
 
 static const struct fg_front_ops h2_ops = {
@@ -819,6 +863,7 @@ static void init_callbacks(void)
     nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, on_frame_send);
     nghttp2_option_new(&options);
     nghttp2_option_set_no_auto_window_update(options, 1);
     /* Response headers are encoded from the static table and literals only,

@@ -150,6 +150,7 @@ struct fg_exchange {
     unsigned body_watched:1, body_paused:1;
     int64_t body_credit_ms;
     uint64_t body_mark_ms, body_mark_bytes;
+    uint64_t body_excused_ms;           /* not charged: the connection blocked it */
     TAILQ_ENTRY(fg_exchange) body_link;
 
     /* access control (access.c): the request's key, held with its key set
@@ -193,6 +194,8 @@ struct fg_exchange {
     unsigned h2_out_eof:1;              /* whole response body is in h2_out */
     unsigned h2_deferred:1;             /* data provider waits for h2_out */
     unsigned h2_out_blocked:1;          /* data provider waits for the socket */
+    unsigned h2_end_sent:1;             /* our END_STREAM went out */
+    unsigned h2_reset_after_end:1;      /* then RST_STREAM NO_ERROR (body too slow) */
     /* the request is complete but not started: its stream may still be
      * reset within the same read (rapid reset), see h2_front.c */
     unsigned h2_pending:1, h2_pending_end:1;

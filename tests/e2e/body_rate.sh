@@ -15,7 +15,7 @@ start_backend b1
 # chunked response only when the whole body came
 pick_port EP
 cat >"$T/early.py" <<'PY'
-import socket, sys, threading
+import socket, sys, threading, time
 ls = socket.socket()
 ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 ls.bind(("127.0.0.1", int(sys.argv[1])))
@@ -30,6 +30,11 @@ def serve(c):
                 return
             buf += d
         head, rest = buf.split(b"\r\n\r\n", 1)
+        if b" /early-drop" in head.split(b"\r\n")[0]:
+            # a whole answer at once; the body is never read
+            c.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\ndone")
+            time.sleep(20)
+            return
         n = 0
         for line in head.split(b"\r\n")[1:]:
             k, _, v = line.partition(b":")
@@ -132,6 +137,48 @@ def h1(name, path, length, first, step, every, secs):
     report(name, {"status": status, "closed": closed, "t": t, "sent": sent,
                   "head": head.decode("latin-1"), "body": body.decode("latin-1")})
 
+def h1_drop(name):
+    """A 4 MiB body to a backend that answers at once and never reads it:
+    the gateway, paused for that backend, must read the rest of the body
+    once the answer is complete, and the connection serve the next request."""
+    s = socket.create_connection(("127.0.0.1", PORT), timeout=15)
+    n = 4 << 20
+    s.sendall(("POST /early-drop HTTP/1.1\r\nhost: t\r\ncontent-length: %d\r\n\r\n" % n).encode())
+    err = None
+    try:
+        s.sendall(b"a" * n)
+        s.sendall(b"GET /echo HTTP/1.1\r\nhost: t\r\n\r\n")
+    except OSError as e:
+        err = type(e).__name__
+    buf, statuses = b"", []
+    s.settimeout(5)
+    try:
+        while len(statuses) < 2:
+            d = s.recv(65536)
+            if not d:
+                break
+            buf += d
+            while b"\r\n\r\n" in buf:
+                head, rest = buf.split(b"\r\n\r\n", 1)
+                cl = [l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
+                m = int(cl[0].split(b":")[1]) if cl else 0
+                if len(rest) < m:
+                    break
+                statuses.append(int(head.split(b" ")[1]))
+                buf = rest[m:]
+    except OSError as e:
+        err = err or type(e).__name__
+    report(name, {"statuses": statuses, "error": err})
+
+def h2_answered(name):
+    """A request refused at its head (413: content-length over max_body_bytes)
+    whose body then stalls: the stream is reset once the body is too slow."""
+    c = h2raw.Conn(PORT)
+    sid = c.request("/echo", "POST", end_stream=False, extra=[("content-length", "200000000")])
+    c.data(sid, b"a" * 10)
+    c.pump(5, until=lambda: sid in c.rst or c.closed)
+    report(name, {"status": c.status.get(sid), "rst": c.rst.get(sid), "t": round(c.elapsed(), 3)})
+
 def h2(name, cases, secs=8):
     """CASES: [(path, length, first, step, every)] as streams of one
     connection; after them all, a GET on the same connection."""
@@ -175,12 +222,14 @@ cases = [
     threading.Thread(target=h1, args=("h1_steady", "/echo", 6000, 300, 300, 0.1, 8)),
     # answered before the body, which then stalls: cut, never complete
     threading.Thread(target=h1, args=("h1_early", "/early", 100000, 10, 0, 1, 6)),
+    threading.Thread(target=h1_drop, args=("h1_early_drop",)),
     threading.Thread(target=h2, args=("h2_stall", [("/echo", 1000, 10, 0, 1)])),
     threading.Thread(target=h2, args=("h2_trickle", [("/echo", 100000, 100, 100, 0.2)])),
     # a stalled and a steady stream side by side
     threading.Thread(target=h2, args=("h2_mixed", [("/echo", 1000, 10, 0, 1),
                                                    ("/echo", 6000, 300, 300, 0.1)])),
     threading.Thread(target=h2, args=("h2_early", [("/early", 100000, 10, 0, 1)])),
+    threading.Thread(target=h2_answered, args=("h2_answered_stall",)),
 ]
 for t in cases: t.start()
 for t in cases: t.join()
@@ -191,7 +240,7 @@ timeout -k 5 30 $PY "$T/body_rate.py" "$GW_PORT" "$FG_SRCDIR/tests/tools" >"$T/o
 rc=$?
 assert_eq 0 "$rc" "the clients ran to the end: $(tail -n 3 "$T/err")"
 r() { awk -F'\t' -v n="$1" '$1 == n { print $2 }' "$T/out"; }
-for c in h1_stall h1_trickle h1_steady h1_early h2_stall h2_trickle h2_mixed h2_early; do
+for c in h1_stall h1_trickle h1_steady h1_early h1_early_drop h2_stall h2_trickle h2_mixed h2_early h2_answered_stall; do
     note "$c: $(r $c | head -c 600)"
 done
 
@@ -216,10 +265,14 @@ t=$(json_get "$(r h1_early)" t)
 assert_true "h1_early: cut after ~body_timeout_ms (0.9..2.6 s, was $t)" \
     $PY -c "import sys; sys.exit(not 0.9 <= $t <= 2.6)"
 
+assert_json "$(r h1_early_drop)" statuses '[200,200]' \
+    "h1_early_drop: answered before its 4 MiB body was read, then the next request on the connection"
+
 # ---- HTTP/2
 for c in h2_stall h2_trickle; do
     assert_json "$(r $c)" streams.0.status 408 "$c: status"
     assert_error_json "$(json_get "$(r $c)" streams.0.body)" 408 request_timeout "$c: body"
+    assert_json "$(r $c)" streams.0.rst 0 "$c: then RST_STREAM NO_ERROR: the stream closes (RFC 9113 8.1)"
     assert_json "$(r $c)" after 200 "$c: the connection serves another request"
 done
 t=$(json_get "$(r h2_stall)" streams.0.t)
@@ -233,6 +286,11 @@ assert_json "$(r h2_mixed)" streams.1.status 200 "h2_mixed: the steady stream be
 assert_json "$(json_get "$(r h2_mixed)" streams.1.body)" body_bytes 6000 "h2_mixed: the steady stream's body arrived whole"
 assert_json "$(r h2_early)" streams.0.status 200 "h2_early: the early answer's head came"
 assert_json "$(r h2_early)" streams.0.rst 8 "h2_early: then RST_STREAM CANCEL"
+assert_json "$(r h2_answered_stall)" status 413 "h2_answered_stall: refused at its head"
+assert_json "$(r h2_answered_stall)" rst 0 "h2_answered_stall: its stalled body then ends the stream (RST_STREAM NO_ERROR)"
+t=$(json_get "$(r h2_answered_stall)" t)
+assert_true "h2_answered_stall: reset after ~body_timeout_ms (0.9..2.6 s, was $t)" \
+    $PY -c "import sys; sys.exit(not 0.9 <= $t <= 2.6)"
 assert_json "$(r h2_early)" after 200 "h2_early: the connection serves another request"
 
 # ---- nothing held on the backend side
