@@ -1,25 +1,16 @@
 /* The minimum receive rate of request bodies: see fg/body_clock.h. */
 #include "config.h"
 
-#include <time.h>
-
 #include <event2/event.h>
 
 #include "fg/body_clock.h"
 #include "fg/exchange.h"
+#include "fg/outlier.h"
 #include "fg/worker.h"
 
 /* How often the bodies in progress are looked at: expiry comes at most
  * this late. */
 #define TICK_MS 250
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void arm_tick(struct fg_worker *w)
 {
@@ -55,13 +46,13 @@ void fg_body_clock_start(struct fg_exchange *x)
 {
     struct fg_worker *w = x->worker;
 
-    if (x->body_watched || !x->gen || !x->gen->cfg->client.body_timeout_ms || !w->body_tick)
+    if (x->body_watched || !x->gen || !w->body_tick)
         return;
     x->body_watched = 1;
     x->body_paused = 0;
     x->body_credit_ms = x->gen->cfg->client.body_timeout_ms;
     x->body_excused_ms = 0;
-    x->body_mark_ms = now_ms();
+    x->body_mark_ms = fg_outlier_now_ms();
     x->body_mark_bytes = x->req_body_bytes;
     TAILQ_INSERT_TAIL(&w->body_watch, x, body_link);
     arm_tick(w);
@@ -79,7 +70,7 @@ void fg_body_clock_pause(struct fg_exchange *x)
 {
     if (!x->body_watched || x->body_paused)
         return;
-    settle(x, now_ms(), 0);
+    settle(x, fg_outlier_now_ms(), 0);
     x->body_paused = 1;
 }
 
@@ -87,7 +78,7 @@ void fg_body_clock_resume(struct fg_exchange *x)
 {
     if (!x->body_watched || !x->body_paused)
         return;
-    settle(x, now_ms(), 1);
+    settle(x, fg_outlier_now_ms(), 1);
     x->body_paused = 0;
 }
 
@@ -107,7 +98,7 @@ static int excused(struct fg_exchange *x, uint64_t now)
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct fg_worker *w = arg;
-    uint64_t now = now_ms();
+    uint64_t now = fg_outlier_now_ms();
     struct fg_exchange *x, *next;
 
     (void)fd;
