@@ -13,7 +13,8 @@ set -euo pipefail
 build_pkgs=(build-essential autoconf automake libtool pkg-config
             libevent-dev libnghttp2-dev libssl-dev libjansson-dev libmaxminddb-dev node-llhttp)
 test_pkgs=(curl nghttp2-client nginx-light haproxy openssl python3 procps prometheus groff-base make
-           debhelper dpkg-dev python3-yaml systemd clang libclang-rt-14-dev)
+           debhelper dpkg-dev python3-yaml systemd clang libclang-rt-14-dev
+           systemd-container debootstrap)
 run_pkgs=(curl nghttp2-client)
 train_pkgs=(python3 python3-numpy python3-sklearn)
 # dpkg-buildpackage and dh (autoreconf comes with debhelper's dh-autoreconf);

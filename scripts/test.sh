@@ -14,6 +14,9 @@ cd "$top"
 scripts/deps.sh test || exit 1
 
 passed=0 failed=0 skipped=0 status=0
+# the ends of failing tests' logs, printed again last: CI shows the end
+failures=$(mktemp)
+trap 'rm -f "$failures"' EXIT
 count() {   # count LOG: add the automake summary of a test-suite.log
     local log=$1 p f e s
     p=$(grep -E '^# PASS: ' "$log" | awk '{print $3}')
@@ -38,7 +41,7 @@ run_suite() {   # run_suite NAME BUILD-DIR [CONFIGURE-ARGS...]
         status=1
         for f in "$dir"/tests/*/*.log; do
             if grep -q "^FAIL\|^ERROR" "${f%.log}.trs" 2>/dev/null; then
-                echo "---- $f"; tail -40 "$f"
+                { echo "---- $name: $f"; tail -40 "$f"; } | tee -a "$failures"
             fi
         done
     fi
@@ -91,6 +94,10 @@ if [ "${FG_SKIP_DISTCHECK:-0}" != 1 ]; then
     fi
 fi
 
+if [ -s "$failures" ]; then
+    echo "== the failing tests' logs (their last lines), again"
+    cat "$failures"
+fi
 # SKIP is not a pass: the GPU test skips where there is no GPU
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ] && [ "$status" -eq 0 ]

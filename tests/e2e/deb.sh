@@ -11,11 +11,16 @@
 #   packaged ones (systemd-analyze verify, where systemd is installed);
 # - unpacked (never installed: nothing goes into the system's /usr or /etc),
 #   its gateway accepts its configuration, and its two programs serve the
-#   Kubernetes configuration (moved to loopback) with its models.
+#   Kubernetes configuration (moved to loopback) with its models;
+# - installed with apt-get on a minimal Debian booted with systemd in a
+#   systemd-nspawn container (tests/tools/deb-systemd.sh: the unit starts,
+#   notifies readiness, serves, reloads, stops), where this machine can boot
+#   one (root, systemd-nspawn, overlayfs; the container's base root is built
+#   once with debootstrap, a few minutes). Where it cannot, a note says why.
 # SKIP (77) without dpkg-buildpackage/debhelper (scripts/deps.sh deb; the
 # test set installs them), and in a sanitizer build, where the package (built
 # its own way, not from this build) was already checked by the release run.
-FG_TEST_TIMEOUT=${FG_TEST_TIMEOUT:-900}
+FG_TEST_TIMEOUT=${FG_TEST_TIMEOUT:-1500}
 . "$(dirname "$0")/lib.sh"
 [ -x "$FG_GATEWAY" ] || die "gateway $FG_GATEWAY is not built"
 
@@ -316,7 +321,7 @@ assert_eq "" "$(ldd "$root/usr/bin/fleetgate-model" | grep -iE 'libcud|not found
 for cmd in $(sed -n 's/^ExecStart\(Pre\)\?=[-@+!:]*\([^ ]*\).*/\2/p' "$root$unit"); do
     assert_true "the unit's command $cmd is in the package" test -x "$root$cmd"
 done
-for cfgf in $(grep -oE -- '-c [^ ]+' "$root$unit" | awk '{print $2}' | sort -u); do
+for cfgf in $(grep -E '^ExecStart(Pre)?=' "$root$unit" | grep -oE -- ' -c [^ ]+' | awk '{print $2}' | sort -u); do
     assert_true "the unit's configuration $cfgf is in the package" test -f "$root$cfgf"
 done
 if command -v systemd-analyze >/dev/null 2>&1; then
@@ -361,6 +366,24 @@ EOF
     assert_eq 200 "$code" "inference through the packaged gateway and model server"
     assert_json "$(cat "$T/infer.json")" outputs.0.data '[3]' "the digit 3 reads as 3"
     stop_gateway
+fi
+
+# ---- installed on a Debian booted with systemd (container)
+note "installing it under systemd (tests/tools/deb-systemd.sh; its base root: a few minutes the first time)"
+timeout -k 10 1200 "$FG_SRCDIR/tests/tools/deb-systemd.sh" "$deb" >"$T/systemd.out" 2>"$T/systemd.err"
+rc=$?
+grep -E '^#' "$T/systemd.out" | while read -r line; do note "${line#\# }"; done
+if [ "$rc" = 77 ]; then
+    note "not run under systemd here: $(grep -E '^SKIP' "$T/systemd.err" | tail -n 1)"
+else
+    n=0
+    while read -r line; do
+        case $line in
+            "ok - "*) assert_true "under systemd: ${line#ok - }" true; n=$((n + 1)) ;;
+            "not ok - "*) assert_true "under systemd: ${line#not ok - }" false; n=$((n + 1)) ;;
+        esac
+    done <"$T/systemd.out"
+    assert_eq 0 "$rc" "tests/tools/deb-systemd.sh exit status ($n checks; $(tail -n 3 "$T/systemd.err" | tr '\n' ' '))"
 fi
 
 finish
