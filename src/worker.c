@@ -195,10 +195,16 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
     uint64_t v;
 
     (void)what;
-    atomic_store(&w->kick_pending, 0);
+    /* Empty the eventfd first, then clear the flag: a kick that finds the
+     * flag still set writes nothing, and is served by the work below. The
+     * other order let a kick write between the clear and the read: its
+     * write was read here, its flag stayed set, and every later kick found
+     * it set and wrote nothing: the worker never woke again (queued
+     * requests then waited for their deadline). */
     if (read(fd, &v, sizeof(v)) < 0) {
         /* EAGAIN: a kick we already took */
     }
+    atomic_store(&w->kick_pending, 0);
     apply_update(w);
     if (atomic_exchange(&w->pause_asked, 0) && fg_conn_limit_full(&w->cfg->client))
         fg_worker_accept_pause(w, 0);

@@ -112,6 +112,7 @@ assert_json "$(admin_status "$ADM")" upstreams.q.queue.length 0 "the queue is em
 
 # ---- HTTP/2 multiplexing through the limit: 200 requests, 16 streams, all succeed
 h2load -n 200 -c 2 -m 8 "$(gw_url '/mux/slow?ms=5')" >"$T/h2load" 2>&1
+note "$(grep -E '^(finished in|requests:|status codes:)' "$T/h2load" | tr '\n' ';')"
 assert_match "$(grep '^requests:' "$T/h2load")" '200 succeeded, 0 failed' "h2load 200 requests over max_requests 1 x 2: all succeed"
 assert_match "$(grep '^status codes:' "$T/h2load")" '200 2xx' "h2load: all 200"
 st=$(admin_status "$ADM")
