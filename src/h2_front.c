@@ -2,8 +2,9 @@
  *
  * Each stream carries one exchange. Output is produced by one flush()
  * that runs from the loop (scheduled, never from inside the proxy's calls),
- * so the writes of many streams go out together and nghttp2 never closes a
- * stream while the proxy holds it. Request bodies use manual window updates:
+ * so nghttp2 never closes a stream while the proxy holds it; the socket is
+ * written once per batch of events (fg_stream_set_coalesce), so the answers
+ * of many streams go out together. Request bodies use manual window updates:
  * bytes are returned to the client's window only once the backend took
  * them, which is the back-pressure towards the client. */
 #include "config.h"
@@ -45,7 +46,6 @@ struct h2conn {
     struct fg_exchange_list streams;    /* exchanges of open streams */
     unsigned nstreams;
     unsigned flush_scheduled:1;
-    unsigned idle_armed:1;              /* the read timeout is the idle timeout */
     unsigned closing:1;
     unsigned out_blocked:1;             /* some stream waits for the socket */
     unsigned in_recv:1;                 /* inside nghttp2_session_mem_recv() */
@@ -79,19 +79,19 @@ static void schedule_flush(struct h2conn *h)
     fg_stream_trigger(h->bev, EV_WRITE);
 }
 
-/* The idle timeout is the socket's read timeout while no stream is open
- * (a client waiting for answers may be silent): no timer of our own, 128
- * bytes less per connection (bench/idle). Only the 0 <-> 1 stream
- * transitions change it. */
+/* The idle timeout is the socket's read timeout: no timer of our own, 128
+ * bytes less per connection (bench/idle). It stays armed while streams are
+ * open (a client waiting for answers may be silent: on_event() then only
+ * resumes reading) and restarts when the last stream closes, a timer change
+ * without a syscall. Clearing it on the first stream and setting it again
+ * after the last cost an epoll_ctl per burst of streams (bench: 0.1 per
+ * request at h2c -c 16 -m 10). */
 static void update_idle_timer(struct h2conn *h)
 {
     const struct fg_client_cfg *cc = &h->w->cfg->client;
-    int idle = h->nstreams == 0;
 
-    if (idle == h->idle_armed)
-        return;
-    h->idle_armed = idle;
-    fg_stream_set_timeouts(h->bev, idle ? cc->idle_timeout_ms : 0, cc->send_timeout_ms);
+    if (h->nstreams == 0)
+        fg_stream_set_timeouts(h->bev, cc->idle_timeout_ms, cc->send_timeout_ms);
 }
 
 static void stream_release(struct h2conn *h, struct fg_exchange *x)
@@ -802,8 +802,12 @@ static void on_event(struct fg_stream *bev, short what, void *arg)
 {
     struct h2conn *h = arg;
 
-    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && h->idle_armed &&
-        !h->closing) {
+    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && h->nstreams) {
+        /* silent, but waiting for answers: not idle (update_idle_timer) */
+        fg_stream_enable(bev, EV_READ);
+        return;
+    }
+    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && !h->closing) {
         /* idle: say goodbye (GOAWAY) and close once it is written */
         nghttp2_session_terminate_session(h->session, NGHTTP2_NO_ERROR);
         flush(h);
@@ -927,8 +931,11 @@ void fg_h2_start(struct fg_worker *w, struct fg_stream *bev, const struct fg_cli
     nghttp2_session_set_local_window_size(h->session, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW);
     fg_stream_setcb(bev, on_read, on_write, on_event, h);
     fg_stream_set_write_low(bev, FG_LOW_WATERMARK);
+    /* the answers of its streams come from many backend events: one write
+     * per batch of events instead of one per answer (bench: h2c -c 16 -m 10,
+     * 2.0 -> ~1.2 writes per request, as HAProxy's) */
+    fg_stream_set_coalesce(bev, 1);
     fg_stream_enable(bev, EV_READ | EV_WRITE);
-    h->idle_armed = 1;
     fg_stream_set_timeouts(bev, cc->idle_timeout_ms, cc->send_timeout_ms);
     if (evbuffer_get_length(fg_stream_input(bev)))
         on_read(bev, h);

@@ -39,14 +39,18 @@ TAILQ_HEAD(stream_list, fg_stream);
  * produced it, not after the whole batch epoll returned, and several
  * additions still make one writev), and the streams with deferred work
  * (triggers, connect results, output queued from timers), run from one
- * event. */
+ * event. Streams that coalesce (fg_stream_set_coalesce: an HTTP/2 client
+ * connection, whose streams' answers come from many backend events) are
+ * written once per batch instead, by fg_loop_batch_end(). */
 struct fg_loop {
     struct event_base *base;
     struct event defer_ev;
-    struct stream_list dirty, deferred;
+    struct stream_list dirty, deferred, batch;
     unsigned ndeferred;
     int io_depth;                       /* our I/O callbacks on the stack */
     int defer_active;
+    unsigned batching:1;                /* the owner calls fg_loop_batch_end() */
+    unsigned in_batch_end:1;
 };
 
 struct fg_stream {
@@ -73,6 +77,8 @@ struct fg_stream {
     unsigned todo;              /* DO_* */
     int depth;                  /* callbacks of ours on the stack */
     unsigned rev_added:1, wev_added:1, deferred:1, dirty:1;
+    unsigned coalesce:1;        /* written at the end of the loop's batch */
+    unsigned batched:1;         /* dirty_link is in loop->batch, not loop->dirty */
     TAILQ_ENTRY(fg_stream) dirty_link;
     TAILQ_ENTRY(fg_stream) defer_link;
     unsigned connecting:1, handshaking:1, hs_wants_write:1;
@@ -82,8 +88,9 @@ struct fg_stream {
 static void dirty_remove(struct fg_stream *s)
 {
     if (s->dirty) {
-        TAILQ_REMOVE(&s->loop->dirty, s, dirty_link);
+        TAILQ_REMOVE(s->batched ? &s->loop->batch : &s->loop->dirty, s, dirty_link);
         s->dirty = 0;
+        s->batched = 0;
     }
 }
 
@@ -492,6 +499,13 @@ static void io_leave(struct fg_loop *loop)
     while (!TAILQ_EMPTY(&loop->dirty)) {
         struct fg_stream *s = TAILQ_FIRST(&loop->dirty);
         dirty_remove(s);
+        if (s->coalesce && loop->batching && !loop->in_batch_end) {
+            /* more of its answers may come in this batch: one write */
+            TAILQ_INSERT_TAIL(&loop->batch, s, dirty_link);
+            s->dirty = 1;
+            s->batched = 1;
+            continue;
+        }
         enter(s);
         do_write(s);
         leave(s);
@@ -660,8 +674,32 @@ struct fg_loop *fg_loop_new(struct event_base *base)
     loop->base = base;
     TAILQ_INIT(&loop->dirty);
     TAILQ_INIT(&loop->deferred);
+    TAILQ_INIT(&loop->batch);
     event_assign(&loop->defer_ev, base, -1, 0, on_loop_deferred, loop);
     return loop;
+}
+
+void fg_loop_set_batching(struct fg_loop *loop, int on)
+{
+    loop->batching = !!on;
+}
+
+void fg_loop_batch_end(struct fg_loop *loop)
+{
+    if (TAILQ_EMPTY(&loop->batch))
+        return;
+    /* as one more I/O callback: the writes, and what their callbacks
+     * queue, happen in io_leave(), coalescing streams included */
+    io_enter(loop);
+    loop->in_batch_end = 1;
+    while (!TAILQ_EMPTY(&loop->batch)) {
+        struct fg_stream *s = TAILQ_FIRST(&loop->batch);
+        dirty_remove(s);
+        TAILQ_INSERT_TAIL(&loop->dirty, s, dirty_link);
+        s->dirty = 1;
+    }
+    io_leave(loop);
+    loop->in_batch_end = 0;
 }
 
 void fg_loop_free(struct fg_loop *loop)
@@ -851,6 +889,11 @@ void fg_stream_set_read_high(struct fg_stream *s, size_t high)
 void fg_stream_set_write_low(struct fg_stream *s, size_t low)
 {
     s->write_low = low;
+}
+
+void fg_stream_set_coalesce(struct fg_stream *s, int on)
+{
+    s->coalesce = !!on;
 }
 
 void fg_stream_trigger(struct fg_stream *s, short what)

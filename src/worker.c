@@ -484,7 +484,16 @@ static void *worker_main(void *arg)
 {
     struct fg_worker *w = arg;
 
-    event_base_dispatch(w->base);
+    /* one batch of events at a time (what one epoll_wait returned, and what
+     * its callbacks made active), then the coalesced writes: event_base_loop
+     * returns 1 when nothing is left to wait for, -1 on error */
+    fg_loop_set_batching(w->loop, 1);
+    while (event_base_loop(w->base, EVLOOP_ONCE) == 0) {
+        fg_loop_batch_end(w->loop);
+        if (event_base_got_break(w->base) || event_base_got_exit(w->base))
+            break;
+    }
+    fg_loop_batch_end(w->loop);
     atomic_store(&w->exited, 1);
     return NULL;
 }

@@ -28,6 +28,13 @@ struct evbuffer;
 struct fg_loop *fg_loop_new(struct event_base *base);
 void fg_loop_free(struct fg_loop *loop);
 
+/* The owner runs its event base one batch at a time (event_base_loop with
+ * EVLOOP_ONCE) and calls fg_loop_batch_end() after each: streams that
+ * coalesce are then written once per batch. Without batching they are
+ * written like the others. */
+void fg_loop_set_batching(struct fg_loop *loop, int on);
+void fg_loop_batch_end(struct fg_loop *loop);
+
 
 typedef void (*fg_stream_data_cb)(struct fg_stream *s, void *arg);
 typedef void (*fg_stream_event_cb)(struct fg_stream *s, short what, void *arg);
@@ -76,5 +83,12 @@ void fg_stream_set_write_low(struct fg_stream *s, size_t low);
 
 /* Runs the read and/or write callback from the loop, soon (not from here). */
 void fg_stream_trigger(struct fg_stream *s, short what);
+
+/* Output queued during the loop's batch of events (everything epoll
+ * returned at once) is written once at its end rather than after each
+ * event: for a connection whose output comes from many events (an HTTP/2
+ * client connection, answered by many backends), one writev instead of one
+ * per answer. Only where the loop batches (fg_loop_set_batching). */
+void fg_stream_set_coalesce(struct fg_stream *s, int on);
 
 #endif

@@ -117,5 +117,25 @@ assert_ge "${ms:-0}" 350 "idle h2 connection kept for idle_timeout_ms (ms)"
 assert_le "${ms:-99999}" 2000 "idle h2 connection closed soon after idle_timeout_ms (ms)"
 code=$(fcurl --http2-prior-knowledge --max-time 10 -o /dev/null -w '%{http_code}' "$(gw_url /hang | sed "s/:$GWP/:$GWP2/")")
 assert_eq 504 "$code" "a stream waiting 1.5 s for its answer outlives the 0.4 s idle timeout"
+# the idle time counts from the end of the last stream, not from the
+# client's last bytes (the read timeout stays armed while streams are open)
+out=$(timeout -k 2 15 $PY - "$GWP2" "$FG_SRCDIR/tests/tools" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[2])
+import h2raw
+c = h2raw.Conn(int(sys.argv[1]))
+sid = c.request("/slow?ms=1000")
+c.pump(5, lambda: c.done(sid))
+t_end = c.elapsed()
+c.pump(5, lambda: c.closed)
+print(c.status.get(sid), int((c.elapsed() - t_end) * 1000), int(c.goaway is not None))
+PY
+)
+read -r st after goaway <<<"$out"
+note "1 s stream on an h2 connection with idle_timeout_ms 400: $st, closed ${after} ms after its end, GOAWAY: $goaway"
+assert_eq 200 "$st" "a 1 s answer on an h2 connection with a 0.4 s idle timeout"
+assert_ge "${after:-0}" 350 "the connection then stays idle_timeout_ms after the stream's end (ms)"
+assert_le "${after:-99999}" 2000 "... and is closed soon after (ms)"
+assert_eq 1 "$goaway" "... with a GOAWAY"
 
 finish
