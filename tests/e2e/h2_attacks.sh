@@ -51,25 +51,26 @@ start_gateway "$T/gw.json"
 BLOG=$T/backend-b1.log
 
 # ---- the raw HTTP/2 client ---------------------------------------------------
-# h2x.py PORT GATEWAY_PID CASE [ARG]: runs one case and prints one JSON object.
+# h2x.py PORT GATEWAY_PID CASE [ARG]: runs one case and prints one JSON object
+# (frames and HPACK from tests/tools/h2raw.py, on PYTHONPATH).
 cat >"$T/h2x.py" <<'PYEOF'
 import json, os, socket, struct, sys, threading, time
 
 PORT, GWPID, CASE = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 ARG = sys.argv[4] if len(sys.argv) > 4 else ""
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, \
-    WINDOW_UPDATE, CONTINUATION = range(10)
+from h2raw import (PREFACE, DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE,
+                   PING, GOAWAY, WINDOW_UPDATE, CONTINUATION, F_END_STREAM, F_ACK,
+                   F_END_HEADERS, CANCEL, frame, parse_status)
+from h2raw import hpack_int as hint, hpack_str as hstr, literal as lit
+
 TYPES = ["DATA", "HEADERS", "PRIORITY", "RST_STREAM", "SETTINGS", "PUSH_PROMISE",
          "PING", "GOAWAY", "WINDOW_UPDATE", "CONTINUATION"]
-F_END_STREAM = F_ACK = 0x1
-F_END_HEADERS, F_PADDED, F_PRIORITY = 0x4, 0x8, 0x20
+F_PADDED, F_PRIORITY = 0x8, 0x20
 ERRORS = ["NO_ERROR", "PROTOCOL_ERROR", "INTERNAL_ERROR", "FLOW_CONTROL_ERROR",
           "SETTINGS_TIMEOUT", "STREAM_CLOSED", "FRAME_SIZE_ERROR", "REFUSED_STREAM",
           "CANCEL", "COMPRESSION_ERROR", "CONNECT_ERROR", "ENHANCE_YOUR_CALM",
           "INADEQUATE_SECURITY", "HTTP_1_1_REQUIRED"]
-CANCEL = 8
 MAX_FRAME = 16384
 
 
@@ -77,35 +78,7 @@ def errname(c):
     return ERRORS[c] if c < len(ERRORS) else "0x%x" % c
 
 
-def frame(t, flags, sid, payload=b""):
-    return (struct.pack(">I", len(payload))[1:] + bytes([t, flags]) +
-            struct.pack(">I", sid & 0x7fffffff) + payload)
-
-
-# ---- HPACK (RFC 7541), encoder side: no Huffman, no table unless asked
-def hint(v, bits, first=0):
-    m = (1 << bits) - 1
-    if v < m:
-        return bytes([first | v])
-    out = [first | m]
-    v -= m
-    while v >= 128:
-        out.append((v & 127) | 128)
-        v >>= 7
-    out.append(v)
-    return bytes(out)
-
-
-def hstr(s):
-    if isinstance(s, str):
-        s = s.encode("latin-1")
-    return hint(len(s), 7) + s
-
-
-def lit(name, value):           # literal without indexing, new name
-    return b"\x00" + hstr(name) + hstr(value)
-
-
+# ---- HPACK beyond tests/tools/h2raw.py: the dynamic table, for the bombs
 def lit_incr(name, value):      # literal with incremental indexing, new name
     return b"\x40" + hstr(name) + hstr(value)
 
@@ -133,66 +106,6 @@ def headers(sid, block, end_stream=True):
         else:
             out += frame(CONTINUATION, F_END_HEADERS if last else 0, sid, p)
     return out
-
-
-# ---- HPACK decoder side: only what is needed for :status
-STATIC_STATUS = {8: 200, 9: 204, 10: 206, 11: 304, 12: 400, 13: 404, 14: 500}
-HUFF_DIGITS = {"00000": "0", "00001": "1", "00010": "2", "011001": "3", "011010": "4",
-               "011011": "5", "011100": "6", "011101": "7", "011110": "8", "011111": "9"}
-
-
-def dec_int(b, i, bits):
-    m = (1 << bits) - 1
-    v = b[i] & m
-    i += 1
-    if v < m:
-        return v, i
-    shift = 0
-    while True:
-        c = b[i]
-        i += 1
-        v += (c & 127) << shift
-        shift += 7
-        if not c & 128:
-            return v, i
-
-
-def dec_str(b, i):
-    huff = b[i] & 0x80
-    n, i = dec_int(b, i, 7)
-    s = bytes(b[i:i + n])
-    i += n
-    if not huff:
-        return s.decode("latin-1"), i
-    bits = "".join(format(c, "08b") for c in s)
-    out, cur = "", ""
-    for bit in bits:
-        cur += bit
-        if cur in HUFF_DIGITS:
-            out += HUFF_DIGITS[cur]
-            cur = ""
-    return out, i
-
-
-def parse_status(block):
-    i = 0
-    try:
-        while i < len(block):
-            c = block[i]
-            if c & 0x80:
-                idx, i = dec_int(block, i, 7)
-                return STATIC_STATUS.get(idx, -1)
-            if c & 0xe0 == 0x20:            # dynamic table size update
-                _, i = dec_int(block, i, 5)
-                continue
-            idx, i = dec_int(block, i, 6 if c & 0x40 else 4)
-            if idx == 0:
-                _, i = dec_str(block, i)
-            v, i = dec_str(block, i)
-            return int(v)
-    except Exception:
-        pass
-    return -1
 
 
 # ---- the gateway's memory
@@ -643,7 +556,7 @@ PYEOF
 h2x() {
     local from
     from=$(($(wc -l <"$GW_LOG") + 1))
-    R=$(timeout -k 5 40 $PY "$T/h2x.py" "$GW_PORT" "$GW_PID" "$@" 2>"$T/h2x.err")
+    R=$(PYTHONPATH=$FG_SRCDIR/tests/tools timeout -k 5 40 $PY "$T/h2x.py" "$GW_PORT" "$GW_PID" "$@" 2>"$T/h2x.err")
     local rc=$?
     if [ $rc != 0 ] || [ -z "$R" ]; then
         fail "h2x $*: the client failed (exit $rc): $(tail -n 5 "$T/h2x.err")"

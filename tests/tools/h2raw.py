@@ -32,7 +32,8 @@ def frame(t, flags, sid, payload=b""):
             struct.pack(">I", sid & 0x7fffffff) + payload)
 
 
-def _int(v, bits, first=0):
+def hpack_int(v, bits, first=0):
+    """An HPACK integer with a BITS-bit prefix, FIRST in the high bits."""
     m = (1 << bits) - 1
     if v < m:
         return bytes([first | v])
@@ -45,15 +46,16 @@ def _int(v, bits, first=0):
     return bytes(out)
 
 
-def _str(s):
+def hpack_str(s):
+    """An HPACK string literal, not Huffman-coded."""
     if isinstance(s, str):
         s = s.encode("latin-1")
-    return _int(len(s), 7) + s
+    return hpack_int(len(s), 7) + s
 
 
 def literal(name, value):
     """A header field, literal without indexing, new name."""
-    return b"\x00" + _str(name) + _str(value)
+    return b"\x00" + hpack_str(name) + hpack_str(value)
 
 
 _STATIC_STATUS = {8: 200, 9: 204, 10: 206, 11: 304, 12: 400, 13: 404, 14: 500}
