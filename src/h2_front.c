@@ -798,11 +798,24 @@ static void on_write(struct fg_stream *bev, void *arg)
     flush(h);
 }
 
+/* Whether a stream waits for its answer: its head came whole. A stream
+ * whose head never ended (HEADERS without END_HEADERS, then silence) does
+ * not keep the connection from its idle timeout. */
+static int awaits_answer(const struct h2conn *h)
+{
+    const struct fg_exchange *x;
+
+    TAILQ_FOREACH(x, &h->streams, link)
+        if (x->state != FG_X_REQUEST_HEAD || x->h2_pending)
+            return 1;
+    return 0;
+}
+
 static void on_event(struct fg_stream *bev, short what, void *arg)
 {
     struct h2conn *h = arg;
 
-    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && h->nstreams) {
+    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && awaits_answer(h)) {
         /* silent, but waiting for answers: not idle (update_idle_timer) */
         fg_stream_enable(bev, EV_READ);
         return;

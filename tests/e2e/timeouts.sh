@@ -137,5 +137,42 @@ assert_eq 200 "$st" "a 1 s answer on an h2 connection with a 0.4 s idle timeout"
 assert_ge "${after:-0}" 350 "the connection then stays idle_timeout_ms after the stream's end (ms)"
 assert_le "${after:-99999}" 2000 "... and is closed soon after (ms)"
 assert_eq 1 "$goaway" "... with a GOAWAY"
+# a stream whose head never ends (HEADERS without END_HEADERS, then
+# silence: not even the SETTINGS ACK, which would be a protocol error
+# before the CONTINUATION) does not hold the connection past its idle
+# timeout
+out=$(timeout -k 2 15 $PY - "$GWP2" "$FG_SRCDIR/tests/tools" <<'PY'
+import socket, sys, time
+sys.path.insert(0, sys.argv[2])
+import h2raw
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+t0 = time.monotonic()
+s.sendall(h2raw.PREFACE + h2raw.frame(h2raw.SETTINGS, 0, 0) +
+          h2raw.frame(h2raw.HEADERS, h2raw.F_END_STREAM, 1,
+                      h2raw.literal(":method", "GET") + h2raw.literal(":path", "/")))
+s.settimeout(8)
+buf, closed = b"", 0
+try:
+    while True:
+        d = s.recv(65536)
+        if not d:
+            closed = 1
+            break
+        buf += d
+except socket.timeout:
+    pass
+types, i = [], 0
+while i + 9 <= len(buf):
+    types.append(buf[i + 3])
+    i += 9 + int.from_bytes(buf[i:i + 3], "big")
+print(closed, int((time.monotonic() - t0) * 1000), int(h2raw.GOAWAY in types))
+PY
+)
+read -r closed ms goaway <<<"$out"
+note "h2 head left unfinished: closed $closed after ${ms} ms, GOAWAY: $goaway"
+assert_eq 1 "$closed" "an unfinished h2 request head does not keep the connection open"
+assert_ge "${ms:-0}" 350 "... it is kept for idle_timeout_ms (ms)"
+assert_le "${ms:-99999}" 2000 "... and closed soon after (ms)"
+assert_eq 1 "$goaway" "... with a GOAWAY"
 
 finish
