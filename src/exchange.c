@@ -8,6 +8,7 @@
 #include <event2/buffer.h>
 
 #include "fg/body_clock.h"
+#include "fg/send_clock.h"
 #include "fg/exchange.h"
 #include "fg/stats.h"
 #include "fg/headers.h"
@@ -105,6 +106,7 @@ void fg_exchange_put(struct fg_exchange *x)
 
     fg_stats_exchange_end(w, x);
     fg_body_clock_stop(x);
+    fg_send_clock_stop(x);
     if (x->handler)
         x->handler->release(x);
     x->handler = NULL;

@@ -28,6 +28,7 @@
 #include "fg/log.h"
 #include "fg/handler.h"
 #include "fg/proxy.h"
+#include "fg/send_clock.h"
 #include "fg/stats.h"
 #include "fg/outlier.h"
 #include "fg/stream.h"
@@ -204,6 +205,7 @@ static int send_data_cb(nghttp2_session *s, nghttp2_frame *frame, const uint8_t 
 
     evbuffer_add(out, framehd, 9);
     h->data_sent = 1;
+    fg_send_clock_progress(x);
     if (length)
         evbuffer_remove_buffer(x->h2_out, out, length);
     if (x->resp_paused && evbuffer_get_length(x->h2_out) < FG_LOW_WATERMARK)
@@ -237,6 +239,7 @@ static int on_frame_send(nghttp2_session *s, const nghttp2_frame *frame, void *u
     if (!x)
         return 0;
     x->h2_end_sent = 1;
+    fg_send_clock_stop(x);
     if (x->h2_reset_after_end)
         reset_after_end(s, x);
     (void)ud;
@@ -641,6 +644,7 @@ static size_t h2_send_body(struct fg_exchange *x, const char *data, size_t len)
     if (x->resp_no_body)
         return 0;
     evbuffer_add(x->h2_out, data, len);
+    fg_send_clock_start(x);
     wake_provider(h, x);
     return evbuffer_get_length(x->h2_out);
 }
@@ -710,6 +714,19 @@ static void h2_body_timeout(struct fg_exchange *x)
     }
 }
 
+/* None of the response went out for send_timeout_ms (send_clock.c): the
+ * client keeps its window shut. The stream ends; the backend, if the
+ * response is unfinished, is released when nghttp2 closes it. */
+static void h2_send_timeout(struct fg_exchange *x)
+{
+    struct h2conn *h = conn_of(x);
+
+    fg_log_debug("client %s: stream %d: response not read within send_timeout_ms",
+                 h->client.addr, x->h2_stream_id);
+    nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, x->h2_stream_id, NGHTTP2_CANCEL);
+    schedule_flush(h);
+}
+
 /* The connection's receive window is spent (on streams whose backends are
  * slow): the client cannot send. Not "its frames are not read because it
  * does not read ours": that is the client's own doing. The client could
@@ -730,6 +747,7 @@ static const struct fg_front_ops h2_ops = {
     .resume_request = h2_resume_request,
     .body_timeout = h2_body_timeout,
     .body_blocked = h2_body_blocked,
+    .send_timeout = h2_send_timeout,
 };
 
 /* ---- events -------------------------------------------------------------- */

@@ -17,6 +17,7 @@
 #include <event2/listener.h>
 
 #include "fg/body_clock.h"
+#include "fg/send_clock.h"
 #include "fg/admin.h"
 #include "fg/config.h"
 #include "fg/conn.h"
@@ -456,7 +457,7 @@ int fg_worker_init(struct fg_worker *w, unsigned id, struct fg_worker_update *fi
         return -1;
     }
     if (!(w->accept_timer = evtimer_new(w->base, on_accept_timer, w)) ||
-        fg_body_clock_worker_init(w) < 0) {
+        fg_body_clock_worker_init(w) < 0 || fg_send_clock_worker_init(w) < 0) {
         *err = errorf("worker: out of memory%s%s", "", "");
         return -1;
     }
@@ -563,6 +564,7 @@ void fg_worker_free(struct fg_worker *w)
         w->stats = NULL;
     }
     fg_body_clock_worker_fini(w);
+    fg_send_clock_worker_fini(w);
     fg_loop_free(w->loop);              /* after the last stream */
     if (w->stop_ev)
         event_free(w->stop_ev);

@@ -48,6 +48,10 @@ struct fg_front_ops {
      * the connection, not of itself (an HTTP/2 connection window spent on
      * other streams): that time is not held against it. */
     int (*body_blocked)(struct fg_exchange *x);
+    /* Optional: no part of the response went out for send_timeout_ms
+     * (send_clock.c; HTTP/2, where flow control can stall a stream whose
+     * socket is writable): end the stream. */
+    void (*send_timeout)(struct fg_exchange *x);
 };
 
 /* Facts about the client connection an exchange arrived on. */
@@ -152,6 +156,10 @@ struct fg_exchange {
     uint64_t body_mark_ms, body_mark_bytes;
     uint64_t body_excused_ms;           /* not charged: the connection blocked it */
     TAILQ_ENTRY(fg_exchange) body_link;
+    /* the response's send clock (send_clock.c) */
+    unsigned send_watched:1, send_progress:1;
+    uint64_t send_mark_ms;
+    TAILQ_ENTRY(fg_exchange) send_link;
 
     /* access control (access.c): the request's key, held with its key set
      * until the exchange ends, and the limits it counts in */

@@ -125,6 +125,10 @@ struct fg_worker {
      * (body_clock.c); the timer runs only while the list is not empty */
     struct fg_exchange_list body_watch;
     struct event *body_tick;
+    /* HTTP/2 responses being sent, and the timer that finds stalled ones
+     * (send_clock.c); it runs only while the list is not empty */
+    struct fg_exchange_list send_watch;
+    struct event *send_tick;
     unsigned nconns;
 
     /* HTTP/2: the frame buffer every nghttp2 session of this worker shares
