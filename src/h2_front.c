@@ -208,6 +208,10 @@ static int send_data_cb(nghttp2_session *s, nghttp2_frame *frame, const uint8_t 
     fg_send_clock_progress(x);
     if (length)
         evbuffer_remove_buffer(x->h2_out, out, length);
+    /* nothing left to send: a backend slow to send more (SSE) is not the
+     * client's doing */
+    if (!evbuffer_get_length(x->h2_out))
+        fg_send_clock_stop(x);
     if (x->resp_paused && evbuffer_get_length(x->h2_out) < FG_LOW_WATERMARK)
         x->handler->resume(x);
     return 0;

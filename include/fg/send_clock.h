@@ -8,9 +8,12 @@
  * window it never gives back) while its connection stays busy and its
  * socket writable: the stream would hold its buffered response, and its
  * backend connection while the response is unfinished, for as long as
- * the client likes. So a response body being sent is watched: if no DATA
- * of it went out for send_timeout_ms, the front's send_timeout() ends the
- * stream, as a socket write timeout ends an HTTP/1.1 connection.
+ * the client likes. So a response whose body bytes wait to be sent is
+ * watched: if none of it went out for send_timeout_ms, the front's
+ * send_timeout() ends the stream, as a socket write timeout ends an
+ * HTTP/1.1 connection. Time with nothing to send (a backend slow to send
+ * more, SSE) is not counted: the front stops the clock when its buffer
+ * empties and starts it again when bytes come.
  *
  * Sending a frame costs a bit set (fg_send_clock_progress); one timer per
  * worker walks the watched responses, running only while there are any. */
@@ -19,9 +22,9 @@
 
 struct fg_worker;
 
-/* A response body starts on its way to the client: watch it. */
+/* Response body bytes wait to be sent: watch them (if not already). */
 void fg_send_clock_start(struct fg_exchange *x);
-/* The response is out, or the stream is gone: forget it. Idempotent. */
+/* Nothing waits any more, or the stream is gone: forget it. Idempotent. */
 void fg_send_clock_stop(struct fg_exchange *x);
 /* Some of the response went out. */
 static inline void fg_send_clock_progress(struct fg_exchange *x) { x->send_progress = 1; }

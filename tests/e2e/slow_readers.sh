@@ -6,7 +6,8 @@
 # shut while the connection stays busy (it still returns the connection's
 # window, answers PINGs and opens other streams): that stream is reset
 # (RST_STREAM CANCEL) and the others are served. A reader that is slow but
-# keeps going gets its whole response.
+# keeps going gets its whole response, and a backend slow to send more
+# (SSE) is not mistaken for a slow reader.
 FG_TEST_TIMEOUT=90
 . "$(dirname "$0")/lib.sh"
 
@@ -159,6 +160,14 @@ assert_json "$out" goaway null "h2: no GOAWAY"
 assert_json "$out" slow.0 200 "h2: a slow reader that keeps going: 200"
 assert_json "$out" slow.1 400000 "h2: ... and the whole body"
 assert_json "$out" slow.2 null "h2: ... not reset"
+
+# ---- a backend slow to send more is not a slow reader: SSE events 1.5 s
+# apart, send_timeout_ms 1 s
+for v in --http1.1 --http2-prior-knowledge; do
+    code=$(fcurl $v -N -o "$T/sse" -w '%{http_code}' "$(gw_url '/sse?n=3&interval_ms=1500')")
+    assert_eq 200 "$code" "$v SSE with gaps longer than send_timeout_ms: status"
+    assert_eq 3 "$(grep -c '^data: ' "$T/sse")" "$v ... every event arrived"
+done
 
 cc=$(client_conns)
 assert_eq "1/0" "$cc" "the gateway's client connections are back to idle"
