@@ -307,6 +307,7 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void
     x->client = &h->client;
     x->handler = h->client.handler;
     x->h2_stream_id = frame->hd.stream_id;
+    x->h2_head_since_ms = 0;
     TAILQ_INSERT_TAIL(&h->streams, x, link);
     h->nstreams++;
     update_idle_timer(h);
@@ -756,6 +757,42 @@ static const struct fg_front_ops h2_ops = {
 
 /* ---- events -------------------------------------------------------------- */
 
+/* Whether a request head has been coming for client.header_timeout_ms: a
+ * HEADERS frame sent a byte at a time (slowloris). Every byte that comes
+ * restarts the idle timeout, so only a deadline stops it; and a header
+ * block in progress blocks the whole connection (no other frame may come
+ * between its pieces), so it is the connection that ends. The clock is
+ * read only when a read ends inside a head, which complete heads never
+ * do. */
+static int head_overdue(struct h2conn *h)
+{
+    struct fg_exchange *x;
+    uint64_t now = 0;
+
+    TAILQ_FOREACH(x, &h->streams, link) {
+        if (x->state != FG_X_REQUEST_HEAD || x->h2_pending)
+            continue;
+        if (!now)
+            now = fg_outlier_now_ms();
+        if (!x->h2_head_since_ms)
+            x->h2_head_since_ms = now;
+        else if (now - x->h2_head_since_ms >= h->w->cfg->client.header_timeout_ms)
+            return 1;
+    }
+    return 0;
+}
+
+/* Ends the connection after a GOAWAY with <code>: nothing more is read. */
+static void fail_connection(struct h2conn *h, uint32_t code)
+{
+    struct evbuffer *in = fg_stream_input(h->bev);
+
+    nghttp2_session_terminate_session(h->session, code);
+    fg_stream_disable(h->bev, EV_READ);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    h->fatal = 1;
+}
+
 static void on_read(struct fg_stream *bev, void *arg)
 {
     struct h2conn *h = arg;
@@ -781,16 +818,18 @@ static void on_read(struct fg_stream *bev, void *arg)
             fg_log_debug("client %s: HTTP/2: %s", h->client.addr, nghttp2_strerror((int)rv));
             /* say why (flood, CONTINUATION, protocol error), then close once
              * it is written; read nothing more */
-            nghttp2_session_terminate_session(h->session, h->calm || rv == NGHTTP2_ERR_FLOODED ||
-                                                                  rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
-                                                              ? NGHTTP2_ENHANCE_YOUR_CALM
-                                                              : NGHTTP2_PROTOCOL_ERROR);
-            fg_stream_disable(bev, EV_READ);
-            evbuffer_drain(in, evbuffer_get_length(in));
-            h->fatal = 1;
+            fail_connection(h, h->calm || rv == NGHTTP2_ERR_FLOODED ||
+                                       rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
+                                   ? NGHTTP2_ENHANCE_YOUR_CALM
+                                   : NGHTTP2_PROTOCOL_ERROR);
             break;
         }
         evbuffer_drain(in, (size_t)rv);
+    }
+    if (!h->fatal && head_overdue(h)) {
+        fg_log_info("client %s: HTTP/2: a request head not received within header_timeout_ms "
+                    "(%u): GOAWAY", h->client.addr, h->w->cfg->client.header_timeout_ms);
+        fail_connection(h, NGHTTP2_NO_ERROR);
     }
     /* the requests complete in what was read, whose streams are still open */
     while (!TAILQ_EMPTY(&h->pending)) {

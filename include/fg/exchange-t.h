@@ -199,6 +199,7 @@ struct fg_exchange {
     int32_t h2_stream_id;
     uint64_t h2_unconsumed;             /* DATA bytes not yet returned to the window */
     uint64_t h2_head_bytes;             /* header list decoded so far, refused fields too */
+    uint64_t h2_head_since_ms;          /* first read that ended inside its head; 0: none yet */
     unsigned h2_out_eof:1;              /* whole response body is in h2_out */
     unsigned h2_deferred:1;             /* data provider waits for h2_out */
     unsigned h2_out_blocked:1;          /* data provider waits for the socket */

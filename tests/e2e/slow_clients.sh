@@ -1,4 +1,8 @@
 #!/bin/bash
+# Slow clients. Heads sent a byte at a time (slowloris) end after
+# client.header_timeout_ms however steadily the bytes come: 408 and the
+# connection closed on HTTP/1.1, GOAWAY and the connection closed on
+# HTTP/2 (a header block in progress blocks the whole connection).
 # Slow readers of responses (client.send_timeout_ms): a client that stops
 # reading a large response loses it after send_timeout_ms, and the
 # backend side is released. On HTTP/1.1 the client reads nothing (its
@@ -19,7 +23,7 @@ write_config "$T/gw.json" <<JSON
   "workers": 1,
   "listeners": [ { "address": "127.0.0.1:$GWP" } ],
   "admin": { "address": "127.0.0.1:$ADM" },
-  "client": { "send_timeout_ms": 1000, "idle_timeout_ms": 30000 },
+  "client": { "send_timeout_ms": 1000, "idle_timeout_ms": 30000, "header_timeout_ms": 1500 },
   "upstreams": { "main": { "backends": [ { "address": "${BACKEND_ADDR[b1]}" } ] } },
   "routes": [ { "match": { "path_prefix": "/" }, "upstream": "main" } ]
 }
@@ -38,6 +42,77 @@ for v in --http1.1 --http2-prior-knowledge; do
     code=$(fcurl $v -o /dev/null -w '%{http_code}' "$(gw_url /bytes/1000)")
     assert_eq 200 "$code" "warm-up $v"
 done
+
+# ---- heads a byte every 100 ms: 1.5 s allowed, 20 s of head
+before=$(backend_stat b1 requests)
+out=$(timeout -k 2 20 $PY - "$GWP" "$FG_SRCDIR/tests/tools" <<'PY'
+import json, socket, sys, time
+sys.path.insert(0, sys.argv[2]); import h2raw
+gw = int(sys.argv[1])
+r = {}
+# HTTP/1.1
+s = socket.create_connection(("127.0.0.1", gw))
+s.settimeout(0.1)
+head = b"GET /bytes/10 HTTP/1.1\r\nHost: x\r\nx-pad: " + b"a" * 200 + b"\r\n\r\n"
+t0, got = time.monotonic(), b""
+for i in range(len(head)):
+    try:
+        s.sendall(head[i:i + 1])
+        d = s.recv(4096)
+    except socket.timeout:
+        continue
+    except OSError:
+        break
+    got += d
+    if not d or got:
+        break
+try:
+    s.settimeout(2)
+    while True:
+        d = s.recv(4096)
+        if not d:
+            break
+        got += d
+    r["h1_closed"] = True
+except OSError:
+    r["h1_closed"] = False
+r["h1_status"] = got.split(b" ")[1].decode() if got.startswith(b"HTTP/1.1 ") else got[:40].decode("latin-1")
+r["h1_s"] = round(time.monotonic() - t0, 2)
+# HTTP/2: one HEADERS frame with END_HEADERS, a byte every 100 ms
+c = h2raw.Conn(gw)
+c.pump(0.3)                 # SETTINGS both ways first: nothing may come inside a header block
+block = b"".join(h2raw.literal(n, v) for n, v in
+                 [(":method", "GET"), (":scheme", "http"), (":path", "/bytes/10"),
+                  (":authority", "x"), ("x-pad", "a" * 200)])
+frame = h2raw.frame(h2raw.HEADERS, h2raw.F_END_HEADERS | h2raw.F_END_STREAM, 1, block)
+t0 = time.monotonic()
+for i in range(len(frame)):
+    if not c.send(frame[i:i + 1]):
+        break
+    c.pump(0.1)
+    if c.closed:
+        break
+c.pump(2)
+r["h2_goaway"] = c.goaway
+r["h2_closed"] = c.closed
+r["h2_status"] = c.status.get(1)
+r["h2_s"] = round(time.monotonic() - t0, 2)
+print(json.dumps(r))
+PY
+)
+note "heads a byte at a time: $out"
+assert_json "$out" h1_status 408 "h1 head a byte at a time: 408"
+assert_json "$out" h1_closed true "h1 ... and the connection closed"
+t=$(json_get "$out" h1_s)
+assert_true "h1 ... about header_timeout_ms (1.5 s) after it began ($t s)" \
+    $PY -c "import sys; sys.exit(not 1.4 <= $t <= 4)"
+assert_json "$out" h2_goaway '[1,0]' "h2 HEADERS a byte at a time: GOAWAY (NO_ERROR)"
+assert_json "$out" h2_closed true "h2 ... and the connection closed"
+assert_json "$out" h2_status null "h2 ... the request never reached the backend"
+t=$(json_get "$out" h2_s)
+assert_true "h2 ... about header_timeout_ms after the frame's 9-byte header ($t s)" \
+    $PY -c "import sys; sys.exit(not 1.4 <= $t <= 5)"
+assert_eq "$before" "$(backend_stat b1 requests)" "no trickled head reached the backend"
 
 # ---- HTTP/1.1: the client reads nothing of a 200 MB response
 out=$(timeout -k 2 20 $PY - "$GWP" "${BACKEND_PORT[b1]}" "$ADM" <<'PY'
