@@ -1119,8 +1119,14 @@ void fg_proxy_on_backend_event(struct fg_uconn *c, short what)
     }
     /* EOF or error */
     if (c->head_done && (what & BEV_EVENT_EOF) && !c->msg_done) {
-        /* a close-delimited body ends here; any other framing was cut */
-        if (llhttp_message_needs_eof(&c->parser) && llhttp_finish(&c->parser) == HPE_OK) {
+        /* a close-delimited body ends here; any other framing was cut.
+         * llhttp_finish() runs on_message_complete(), which pauses the
+         * parser once a final head was seen: HPE_PAUSED with msg_done is
+         * the body's end, not an error (taking only HPE_OK cut every
+         * close-delimited response) */
+        llhttp_errno_t end = llhttp_message_needs_eof(&c->parser) ? llhttp_finish(&c->parser)
+                                                                  : HPE_INVALID_EOF_STATE;
+        if (end == HPE_OK || (end == HPE_PAUSED && c->msg_done)) {
             fg_proxy_detach(x, 0);
             x->state = FG_X_DONE;
             x->front->send_end(x);
