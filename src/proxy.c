@@ -923,7 +923,10 @@ static int on_headers_complete(llhttp_t *p)
             return -1;          /* no upgrades through the proxy */
         fg_headers_reset(&x->resp_headers);
         c->head_bytes = 0;
-        return 0;
+        /* an interim response ends with its head (RFC 9110 15.2): llhttp
+         * would read a body framed by its Content-Length or chunked, and
+         * on_body() would pass that to the client before any head */
+        return 1;
     }
     if (status >= 500) {
         char why[24];
