@@ -971,7 +971,12 @@ static int on_headers_complete(llhttp_t *p)
     x->state = FG_X_RESPONDING;
     apply_phase_timeouts(x, c);
     x->front->send_head(x);
-    return x->req_head_only ? 1 : 0;
+    /* a response to HEAD, a 204 and a 304 end with their head, whatever
+     * their Content-Length or Transfer-Encoding say (RFC 9112 6.3). llhttp
+     * (8.x) would read a body after a 204 or 304: a 304's Content-Length
+     * (the size a 200 would have had) then waited for bytes that never
+     * come, until idle_timeout_ms cut the response */
+    return x->resp_no_body ? 1 : 0;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
