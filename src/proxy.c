@@ -923,7 +923,10 @@ static int on_headers_complete(llhttp_t *p)
             return -1;          /* no upgrades through the proxy */
         fg_headers_reset(&x->resp_headers);
         c->head_bytes = 0;
-        return 0;
+        /* an interim response ends with its head (RFC 9110 15.2): llhttp
+         * would read a body framed by its Content-Length or chunked, and
+         * on_body() would pass that to the client before any head */
+        return 1;
     }
     if (status >= 500) {
         char why[24];
@@ -968,7 +971,12 @@ static int on_headers_complete(llhttp_t *p)
     x->state = FG_X_RESPONDING;
     apply_phase_timeouts(x, c);
     x->front->send_head(x);
-    return x->req_head_only ? 1 : 0;
+    /* a response to HEAD, a 204 and a 304 end with their head, whatever
+     * their Content-Length or Transfer-Encoding say (RFC 9112 6.3). llhttp
+     * (8.x) would read a body after a 204 or 304: a 304's Content-Length
+     * (the size a 200 would have had) then waited for bytes that never
+     * come, until idle_timeout_ms cut the response */
+    return x->resp_no_body ? 1 : 0;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
@@ -1119,8 +1127,14 @@ void fg_proxy_on_backend_event(struct fg_uconn *c, short what)
     }
     /* EOF or error */
     if (c->head_done && (what & BEV_EVENT_EOF) && !c->msg_done) {
-        /* a close-delimited body ends here; any other framing was cut */
-        if (llhttp_message_needs_eof(&c->parser) && llhttp_finish(&c->parser) == HPE_OK) {
+        /* a close-delimited body ends here; any other framing was cut.
+         * llhttp_finish() runs on_message_complete(), which pauses the
+         * parser once a final head was seen: HPE_PAUSED with msg_done is
+         * the body's end, not an error (taking only HPE_OK cut every
+         * close-delimited response) */
+        llhttp_errno_t end = llhttp_message_needs_eof(&c->parser) ? llhttp_finish(&c->parser)
+                                                                  : HPE_INVALID_EOF_STATE;
+        if (end == HPE_OK || (end == HPE_PAUSED && c->msg_done)) {
             fg_proxy_detach(x, 0);
             x->state = FG_X_DONE;
             x->front->send_end(x);
