@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -295,7 +296,10 @@ static ssize_t read_some(struct fg_stream *s)
         }
     }
     if (!s->ssl) {
-        ssize_t r = readv(s->fd, (struct iovec *)vec, n);
+        /* recv for one buffer: the kernel's readv path costs an iovec copy
+         * and a file lookup per call that recv does without */
+        ssize_t r = n == 1 ? recv(s->fd, vec[0].iov_base, vec[0].iov_len, 0)
+                           : readv(s->fd, (struct iovec *)vec, n);
         if (r <= 0) {
             evbuffer_commit_space(s->in, vec, 0);
             if (r == 0)
@@ -415,6 +419,24 @@ static void do_read(struct fg_stream *s)
 
 /* ---- writing ---------------------------------------------------------------- */
 
+/* One send when the output is one contiguous chunk (a response head and its
+ * small body usually are), else libevent's writev over the chunks. */
+static ssize_t write_plain(struct fg_stream *s)
+{
+    struct evbuffer_iovec one;
+    size_t len = evbuffer_get_length(s->out);
+
+    /* with a length, evbuffer_peek counts every chunk it needs (with -1 it
+     * would stop at the one it can fill) */
+    if (evbuffer_peek(s->out, (ev_ssize_t)len, NULL, &one, 1) == 1) {
+        ssize_t r = send(s->fd, one.iov_base, one.iov_len, MSG_NOSIGNAL);
+        if (r > 0)
+            evbuffer_drain(s->out, (size_t)r);
+        return r;
+    }
+    return evbuffer_write_atmost(s->out, s->fd, -1);
+}
+
 static void do_write(struct fg_stream *s)
 {
     size_t len = evbuffer_get_length(s->out);
@@ -426,7 +448,7 @@ static void do_write(struct fg_stream *s)
         ssize_t r;
 
         if (!s->ssl) {
-            r = evbuffer_write_atmost(s->out, s->fd, -1);
+            r = write_plain(s);
             if (r < 0) {
                 if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
                     break;
