@@ -90,14 +90,12 @@ static void hand_over(struct fg_stream *bev, struct pending *p, int h2)
  * bytes differ (HTTP/1.1) or the whole preface is there (h2c). */
 static void sniff_read(struct fg_stream *bev, void *arg)
 {
-    struct evbuffer *in = fg_stream_input(bev);
-    size_t n = evbuffer_get_length(in);
-    size_t cmp = n < H2_PREFACE_LEN ? n : H2_PREFACE_LEN;
-    const unsigned char *data;
+    size_t n, cmp;
+    const char *data = fg_stream_input_data(bev, &n);
 
     if (n == 0)
         return;
-    data = evbuffer_pullup(in, (ev_ssize_t)cmp);
+    cmp = n < H2_PREFACE_LEN ? n : H2_PREFACE_LEN;
     if (memcmp(data, h2_preface, cmp) != 0) {
         hand_over(bev, arg, 0);
         return;

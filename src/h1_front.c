@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -44,7 +45,14 @@ struct h1conn {
     enum h1_state state;
     struct fg_worker *w;
     struct fg_stream *bev;
-    struct event *timer;            /* idle and request-head deadlines */
+    /* The idle and request-head deadlines share one lazy timer: arming
+     * records <deadline_ms>, and libevent's timer is moved only when it
+     * would fire later than that; firing early, it re-arms for the rest.
+     * Each request used to cost three timer changes (head armed, head
+     * disarmed, idle armed); in steady state it now costs none. */
+    struct event *timer;
+    uint64_t deadline_ms;           /* 0: no deadline */
+    uint64_t timer_at_ms;           /* when the libevent timer fires; 0: not pending */
     llhttp_t parser;
     struct fg_client_info client;
     struct fg_exchange *x;              /* current request; NULL while idle */
@@ -80,14 +88,46 @@ static void finish_exchange(struct h1conn *h);
 
 static struct h1conn *conn_of(struct fg_exchange *x) { return x->front_data; }
 
+/* A coarse clock is enough for second-scale deadlines, and costs no
+ * clock read of the hardware. */
+static uint64_t coarse_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void set_event_timer(struct h1conn *h, uint64_t now, uint64_t at)
+{
+    uint64_t ms = at > now ? at - now : 1;
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+    evtimer_add(h->timer, &tv);
+    h->timer_at_ms = at;
+}
+
+/* Sets the deadline <ms> from now (0: none, lazily: a pending timer that
+ * finds no deadline does nothing). */
 static void arm_timer(struct h1conn *h, unsigned ms)
 {
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    uint64_t now, at;
 
-    if (ms)
-        evtimer_add(h->timer, &tv);
-    else
-        evtimer_del(h->timer);
+    if (!ms) {
+        h->deadline_ms = 0;
+        return;
+    }
+    now = coarse_ms();
+    at = now + ms;
+    h->deadline_ms = at;
+    if (!h->timer_at_ms || h->timer_at_ms > at)
+        set_event_timer(h, now, at);
+}
+
+static void stop_timer(struct h1conn *h)
+{
+    evtimer_del(h->timer);
+    h->deadline_ms = h->timer_at_ms = 0;
 }
 
 static void set_read_timeout(struct h1conn *h, unsigned ms)
@@ -116,7 +156,7 @@ static void close_now(struct fg_client_conn *c)
 static void conn_close_soon(struct h1conn *h)
 {
     h->state = H1_CLOSING;
-    evtimer_del(h->timer);
+    stop_timer(h);
     fg_stream_disable(h->bev, EV_READ);
     fg_stream_set_write_low(h->bev, 0);
     fg_stream_enable(h->bev, EV_WRITE);
@@ -133,7 +173,7 @@ static void drain(struct fg_client_conn *c)
     if (h->state == H1_CLOSING)
         return;
     h->keepalive = 0;
-    if (h->state == H1_IDLE && !evbuffer_get_length(fg_stream_input(h->bev)))
+    if (h->state == H1_IDLE && !fg_stream_input_length(h->bev))
         conn_close_soon(h);
 }
 
@@ -338,7 +378,7 @@ static int on_headers_complete(llhttp_t *p)
     struct fg_header *host = NULL, *expect = NULL;
     const char *m = llhttp_method_name((llhttp_method_t)p->method);
 
-    evtimer_del(h->timer);
+    arm_timer(h, 0);
     x->method = (char *)m;
     x->method_len = (uint32_t)strlen(m);
     x->req_head_only = p->method == HTTP_HEAD;
@@ -483,12 +523,11 @@ static void parse_error(struct h1conn *h, llhttp_errno_t err)
 /* Feeds buffered input to the parser while the connection may parse. */
 static void process(struct h1conn *h)
 {
-    struct evbuffer *in = fg_stream_input(h->bev);
+    const char *data;
     size_t n;
 
     while ((h->state == H1_IDLE || h->state == H1_HEAD || h->state == H1_BODY) &&
-           !h->paused_body && (n = evbuffer_get_contiguous_space(in)) > 0) {
-        const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+           !h->paused_body && (data = fg_stream_input_data(h->bev, &n))) {
         llhttp_errno_t err;
 
         h->chunk_start = data;
@@ -501,15 +540,15 @@ static void process(struct h1conn *h)
         }
 
         if (err == HPE_OK) {
-            evbuffer_drain(in, n);
+            fg_stream_input_drain(h->bev, n);
             continue;
         }
         if (err == HPE_PAUSED) {
-            evbuffer_drain(in, (size_t)(llhttp_get_error_pos(&h->parser) - data));
+            fg_stream_input_drain(h->bev, (size_t)(llhttp_get_error_pos(&h->parser) - data));
             llhttp_resume(&h->parser);
             continue;       /* the loop condition decides whether to go on */
         }
-        evbuffer_drain(in, n);
+        fg_stream_input_drain(h->bev, n);
         parse_error(h, err);
         return;
     }
@@ -518,7 +557,7 @@ static void process(struct h1conn *h)
         fg_body_clock_pause(h->x);
     }
     if (h->client_eof && (h->state == H1_IDLE || h->state == H1_HEAD || h->state == H1_BODY)) {
-        if (h->state == H1_IDLE && evbuffer_get_length(in) == 0) {
+        if (h->state == H1_IDLE && fg_stream_input_length(h->bev) == 0) {
             conn_close_soon(h);
         } else if (h->state == H1_HEAD || h->state == H1_BODY) {
             if (h->x && (h->x->state == FG_X_RESPONDING || h->x->state == FG_X_UPSTREAM))
@@ -538,7 +577,7 @@ static void finish_exchange(struct h1conn *h)
     begin_idle(h);
     /* pipelined bytes may already be waiting: parse them from the loop */
     fg_stream_enable(h->bev, EV_READ);
-    if (evbuffer_get_length(fg_stream_input(h->bev)))
+    if (fg_stream_input_length(h->bev))
         fg_stream_trigger(h->bev, EV_READ);
 }
 
@@ -575,7 +614,9 @@ static void h1_send_head(struct fg_exchange *x)
     if (evbuffer_reserve_space(out, (ev_ssize_t)size, &iov, 1) < 1)
         return;
     p = iov.iov_base;
-    n += (size_t)sprintf(p, "HTTP/1.1 %03d ", x->status % 1000);
+    n += FG_PUT_LIT(p, "HTTP/1.1 ");
+    n += fg_put_status(p + n, (unsigned)x->status % 1000);
+    n += FG_PUT_LIT(p + n, " ");
     n += fg_put(p + n, reason, rlen);
     n += FG_PUT_LIT(p + n, "\r\n");
     for (unsigned i = 0; i < x->resp_headers.n; i++) {
@@ -590,8 +631,11 @@ static void h1_send_head(struct fg_exchange *x)
     n += FG_PUT_LIT(p + n, "x-request-id: ");
     n += fg_put(p + n, x->request_id, x->request_id_len);
     n += FG_PUT_LIT(p + n, "\r\n");
-    if (x->resp_content_length >= 0 && x->status != 204 && x->status != 304)
-        n += (size_t)sprintf(p + n, "content-length: %" PRId64 "\r\n", x->resp_content_length);
+    if (x->resp_content_length >= 0 && x->status != 204 && x->status != 304) {
+        n += FG_PUT_LIT(p + n, "content-length: ");
+        n += fg_put_u64(p + n, (uint64_t)x->resp_content_length);
+        n += FG_PUT_LIT(p + n, "\r\n");
+    }
     else if (h->resp_chunked)
         n += FG_PUT_LIT(p + n, "transfer-encoding: chunked\r\n");
     if (!h->keepalive)
@@ -611,9 +655,10 @@ static size_t h1_send_body(struct fg_exchange *x, const char *data, size_t len)
     if (h->state == H1_CLOSING || len == 0 || x->resp_no_body)
         return evbuffer_get_length(out);
     if (h->resp_chunked) {
-        char size[24];
-        int n = snprintf(size, sizeof(size), "%zx\r\n", len);
-        evbuffer_add(out, size, (size_t)n);
+        char size[FG_PUT_HEX_MAX + 2];
+        size_t n = fg_put_hex(size, len);
+        n += FG_PUT_LIT(size + n, "\r\n");
+        evbuffer_add(out, size, n);
         evbuffer_add(out, data, len);
         evbuffer_add(out, "\r\n", 2);
     } else {
@@ -754,7 +799,17 @@ static void on_event(struct fg_stream *bev, short what, void *arg)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct h1conn *h = arg;
+    uint64_t now;
 
+    h->timer_at_ms = 0;
+    if (!h->deadline_ms)
+        return;                         /* disarmed since it was set */
+    now = coarse_ms();
+    if (now < h->deadline_ms) {
+        set_event_timer(h, now, h->deadline_ms);      /* moved later since */
+        return;
+    }
+    h->deadline_ms = 0;
     if (h->state == H1_IDLE) {
         conn_free(h);                   /* idle keep-alive connection */
         return;
@@ -808,6 +863,6 @@ void fg_h1_start(struct fg_worker *w, struct fg_stream *bev, const struct fg_cli
     fg_stream_set_write_low(bev, FG_LOW_WATERMARK);
     fg_stream_enable(bev, EV_READ | EV_WRITE);
     begin_idle(h);
-    if (evbuffer_get_length(fg_stream_input(bev)))
+    if (fg_stream_input_length(bev))
         process(h);
 }

@@ -28,6 +28,7 @@
 #include "fg/log.h"
 #include "fg/handler.h"
 #include "fg/proxy.h"
+#include "fg/put.h"
 #include "fg/send_clock.h"
 #include "fg/stats.h"
 #include "fg/outlier.h"
@@ -606,7 +607,7 @@ static void h2_send_head(struct fg_exchange *x)
     nghttp2_data_provider prd = { .source.ptr = x, .read_callback = data_read_cb };
     char *status = fg_arena_alloc(&x->arena, 3), *cl = NULL;
     size_t n = 0;
-    int cllen = 0;
+    size_t cllen = 0;
 
     if (!nv || !status) {
         nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, x->h2_stream_id,
@@ -614,9 +615,7 @@ static void h2_send_head(struct fg_exchange *x)
         schedule_flush(h);
         return;
     }
-    status[0] = (char)('0' + x->status / 100 % 10);
-    status[1] = (char)('0' + x->status / 10 % 10);
-    status[2] = (char)('0' + x->status % 10);
+    fg_put_status(status, (unsigned)x->status % 1000);
     nv_set(&nv[n++], ":status", 7, status, 3);
     for (unsigned i = 0; i < x->resp_headers.n; i++) {
         const struct fg_header *e = &x->resp_headers.v[i];
@@ -625,9 +624,9 @@ static void h2_send_head(struct fg_exchange *x)
     }
     nv_set(&nv[n++], "x-request-id", 12, x->request_id, x->request_id_len);
     if (x->resp_content_length >= 0 && x->status != 204 && x->status != 304 &&
-        (cl = fg_arena_alloc(&x->arena, 21))) {
-        cllen = snprintf(cl, 21, "%" PRId64, x->resp_content_length);
-        nv_set(&nv[n++], "content-length", 14, cl, (size_t)cllen);
+        (cl = fg_arena_alloc(&x->arena, FG_PUT_U64_MAX))) {
+        cllen = fg_put_u64(cl, (uint64_t)x->resp_content_length);
+        nv_set(&nv[n++], "content-length", 14, cl, cllen);
     }
     nghttp2_submit_response(h->session, x->h2_stream_id, nv, n, x->resp_no_body ? NULL : &prd);
     schedule_flush(h);
@@ -785,22 +784,20 @@ static int head_overdue(struct h2conn *h)
 /* Ends the connection after a GOAWAY with <code>: nothing more is read. */
 static void fail_connection(struct h2conn *h, uint32_t code)
 {
-    struct evbuffer *in = fg_stream_input(h->bev);
-
     nghttp2_session_terminate_session(h->session, code);
     fg_stream_disable(h->bev, EV_READ);
-    evbuffer_drain(in, evbuffer_get_length(in));
+    fg_stream_input_drain(h->bev, fg_stream_input_length(h->bev));
     h->fatal = 1;
 }
 
 static void on_read(struct fg_stream *bev, void *arg)
 {
     struct h2conn *h = arg;
-    struct evbuffer *in = fg_stream_input(bev);
+    const uint8_t *data;
     size_t n;
 
-    while ((n = evbuffer_get_contiguous_space(in)) > 0 && nghttp2_session_want_read(h->session)) {
-        const uint8_t *data;
+    while ((data = (const uint8_t *)fg_stream_input_data(bev, &n)) &&
+           nghttp2_session_want_read(h->session)) {
         ssize_t rv;
         if (evbuffer_get_length(fg_stream_output(bev)) >= FG_HIGH_WATERMARK) {
             /* a client that sends and does not read (PING or SETTINGS
@@ -810,7 +807,6 @@ static void on_read(struct fg_stream *bev, void *arg)
             fg_stream_disable(bev, EV_READ);
             break;
         }
-        data = evbuffer_pullup(in, (ev_ssize_t)n);
         h->in_recv = 1;
         rv = nghttp2_session_mem_recv(h->session, data, n);
         h->in_recv = 0;
@@ -824,7 +820,7 @@ static void on_read(struct fg_stream *bev, void *arg)
                                    : NGHTTP2_PROTOCOL_ERROR);
             break;
         }
-        evbuffer_drain(in, (size_t)rv);
+        fg_stream_input_drain(bev, (size_t)rv);
     }
     if (!h->fatal && head_overdue(h)) {
         fg_log_info("client %s: HTTP/2: a request head not received within header_timeout_ms "
@@ -1011,7 +1007,7 @@ void fg_h2_start(struct fg_worker *w, struct fg_stream *bev, const struct fg_cli
     fg_stream_set_coalesce(bev, 1);
     fg_stream_enable(bev, EV_READ | EV_WRITE);
     fg_stream_set_timeouts(bev, cc->idle_timeout_ms, cc->send_timeout_ms);
-    if (evbuffer_get_length(fg_stream_input(bev)))
+    if (fg_stream_input_length(bev))
         on_read(bev, h);
     else
         flush(h);

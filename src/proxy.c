@@ -121,8 +121,11 @@ static int write_head(struct fg_exchange *x, struct fg_uconn *c)
     n += FG_PUT_LIT(p + n, "\r\n");
     c->chunked_req = 0;
     if (x->req_content_length >= 0) {
-        if (x->req_content_length > 0 || x->req_has_body)
-            n += (size_t)sprintf(p + n, "content-length: %" PRId64 "\r\n", x->req_content_length);
+        if (x->req_content_length > 0 || x->req_has_body) {
+            n += FG_PUT_LIT(p + n, "content-length: ");
+            n += fg_put_u64(p + n, (uint64_t)x->req_content_length);
+            n += FG_PUT_LIT(p + n, "\r\n");
+        }
     } else if (x->req_has_body) {
         n += FG_PUT_LIT(p + n, "transfer-encoding: chunked\r\n");
         c->chunked_req = 1;
@@ -775,9 +778,10 @@ int fg_proxy_request_body(struct fg_exchange *x, const char *data, size_t len)
         return 0;
     out = fg_stream_output(c->bev);
     if (c->chunked_req) {
-        char size[24];
-        int n = snprintf(size, sizeof(size), "%zx\r\n", len);
-        evbuffer_add(out, size, (size_t)n);
+        char size[FG_PUT_HEX_MAX + 2];
+        size_t n = fg_put_hex(size, len);
+        n += FG_PUT_LIT(size + n, "\r\n");
+        evbuffer_add(out, size, n);
         evbuffer_add(out, data, len);
         evbuffer_add(out, "\r\n", 2);
     } else {
@@ -1033,11 +1037,10 @@ static void bad_response(struct fg_exchange *x, const char *why)
 void fg_proxy_on_backend_read(struct fg_uconn *c)
 {
     struct fg_exchange *x = c->x;
-    struct evbuffer *in = fg_stream_input(c->bev);
+    const char *data;
     size_t n;
 
-    while ((n = evbuffer_get_contiguous_space(in)) > 0) {
-        const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+    while ((data = fg_stream_input_data(c->bev, &n))) {
         llhttp_errno_t err;
 
         c->got_bytes = 1;
@@ -1051,7 +1054,7 @@ void fg_proxy_on_backend_read(struct fg_uconn *c)
             c->lf_after_field = memchr(from, '\n', (size_t)(c->chunk_end - from)) != NULL;
         }
         if (err == HPE_OK) {
-            evbuffer_drain(in, n);
+            fg_stream_input_drain(c->bev, n);
             continue;
         }
         if (err == HPE_PAUSED && x->retry_to) {
@@ -1072,7 +1075,7 @@ void fg_proxy_on_backend_read(struct fg_uconn *c)
             return;
         }
         if (err == HPE_PAUSED && c->msg_done) {
-            evbuffer_drain(in, (size_t)(llhttp_get_error_pos(&c->parser) - data));
+            fg_stream_input_drain(c->bev, (size_t)(llhttp_get_error_pos(&c->parser) - data));
             complete_response(x);
             return;
         }
@@ -1193,7 +1196,7 @@ void fg_proxy_resume(struct fg_exchange *x)
     fg_stream_enable(c->bev, EV_READ);
     /* bytes already read stay in the input buffer and would not wake the
      * read callback again: run it, deferred, from the loop */
-    if (evbuffer_get_length(fg_stream_input(c->bev)))
+    if (fg_stream_input_length(c->bev))
         fg_stream_trigger(c->bev, EV_READ);
 }
 

@@ -19,10 +19,14 @@
 #include "fg/log.h"
 #include "fg/stream.h"
 
-/* One read takes at most this much; one TLS write at most one record.
- * evbuffer rounds a chain (data + its header) up to a power of two: just
- * under 32 KiB keeps each read buffer one 32 KiB allocation. */
-#define READ_MAX (32 * 1024 - 256)
+/* Input buffers are blocks of IN_BLOCK bytes from the loop's pool (at most
+ * POOL_MAX kept there); one read takes at most READ_MAX, and a read with
+ * less than IN_ROOM_MIN free first moves the bytes kept to the front, or
+ * grows the buffer. One TLS write takes at most one record. */
+#define IN_BLOCK (32 * 1024)
+#define POOL_MAX 64
+#define READ_MAX IN_BLOCK
+#define IN_ROOM_MIN 4096
 #define TLS_RECORD 16384
 
 /* work left for the deferred handler */
@@ -52,13 +56,23 @@ struct fg_loop {
     int defer_active;
     unsigned batching:1;                /* the owner calls fg_loop_batch_end() */
     unsigned in_batch_end:1;
+    /* input blocks not in use: a read takes one, a drained input gives it
+     * back, so requests in steady state allocate no read buffer */
+    unsigned npool;
+    char *pool[POOL_MAX];
 };
 
 struct fg_stream {
     struct fg_loop *loop;
     evutil_socket_t fd;
     SSL *ssl;
-    struct evbuffer *in, *out;
+    /* The input is one flat buffer, bytes [in_start, in_end) of in_data:
+     * taken from the loop's pool by the read that needs it, given back when
+     * drained empty (an idle connection holds none). Parsers read it in
+     * place; it needs no evbuffer bookkeeping per read and per drain. */
+    char *in_data;
+    uint32_t in_start, in_end, in_cap;
+    struct evbuffer *out;
     struct event rev;
     /* Allocated the first time the kernel pushes back (or for a connect):
      * most connections never need it, and an idle one then costs 128
@@ -71,7 +85,6 @@ struct fg_stream {
 
     unsigned read_ms, write_ms;
     size_t read_high, write_low;
-    unsigned input_cb:1;        /* on_input_change() registered (read_high set) */
 
     short enabled;              /* EV_READ | EV_WRITE wanted by the owner */
     short pending_event;        /* for DO_EVENT */
@@ -84,6 +97,10 @@ struct fg_stream {
     TAILQ_ENTRY(fg_stream) defer_link;
     unsigned connecting:1, handshaking:1, hs_wants_write:1;
     unsigned eof:1, failed:1, dead:1;
+    /* inside the read event's callback, whose timeout libevent restarted
+     * on firing (from the loop's cached time: re-adding the same timeout
+     * now would change nothing) */
+    unsigned in_read_event:1;
 };
 
 static void dirty_remove(struct fg_stream *s)
@@ -104,6 +121,64 @@ static void defer_remove(struct fg_stream *s)
     }
 }
 
+static size_t in_length(const struct fg_stream *s) { return s->in_end - s->in_start; }
+
+/* Gives the input buffer back (to the pool when it is a plain block). */
+static void in_release(struct fg_stream *s)
+{
+    struct fg_loop *loop = s->loop;
+
+    if (!s->in_data)
+        return;
+    if (s->in_cap == IN_BLOCK && loop->npool < POOL_MAX)
+        loop->pool[loop->npool++] = s->in_data;
+    else
+        free(s->in_data);
+    s->in_data = NULL;
+    s->in_start = s->in_end = s->in_cap = 0;
+}
+
+/* Makes room at the end of the input for a read of up to <want> bytes
+ * (> 0); returns how much the read may take, 0 when out of memory. */
+static size_t in_room(struct fg_stream *s, size_t want)
+{
+    size_t len = in_length(s), least = want < IN_ROOM_MIN ? want : IN_ROOM_MIN, room;
+    char *grown;
+    size_t cap;
+
+    if (!s->in_data) {
+        struct fg_loop *loop = s->loop;
+        s->in_data = loop->npool ? loop->pool[--loop->npool] : malloc(IN_BLOCK);
+        if (!s->in_data)
+            return 0;
+        s->in_cap = IN_BLOCK;
+        s->in_start = s->in_end = 0;
+    }
+    room = s->in_cap - s->in_end;
+    if (room < least && s->in_start) {
+        /* bytes kept from earlier reads (a partial head, a paused body):
+         * to the front, only when the end has too little room left */
+        memmove(s->in_data, s->in_data + s->in_start, len);
+        s->in_start = 0;
+        s->in_end = (uint32_t)len;
+        room = s->in_cap - len;
+    }
+    if (room < least) {
+        for (cap = s->in_cap; cap - len < least; cap *= 2)
+            ;
+        if (cap > UINT32_MAX || !(grown = malloc(cap)))
+            return 0;
+        memcpy(grown, s->in_data + s->in_start, len);
+        in_release(s);
+        s->in_data = grown;
+        s->in_cap = (uint32_t)cap;
+        s->in_start = 0;
+        s->in_end = (uint32_t)len;
+        room = cap - len;
+    }
+    return room < want ? room : want;
+}
+
 static void really_free(struct fg_stream *s)
 {
     dirty_remove(s);
@@ -119,7 +194,7 @@ static void really_free(struct fg_stream *s)
     }
     if (s->fd >= 0)
         close(s->fd);
-    evbuffer_free(s->in);
+    in_release(s);
     evbuffer_free(s->out);
     free(s);
 }
@@ -186,7 +261,7 @@ static void update_read(struct fg_stream *s)
         want = !s->hs_wants_write;
     else
         want = (s->enabled & EV_READ) && !s->connecting && !s->eof && !s->failed &&
-               (!s->read_high || evbuffer_get_length(s->in) < s->read_high);
+               (!s->read_high || in_length(s) < s->read_high);
     if (want && !s->rev_added) {
         struct timeval tv;
         event_add(&s->rev, ms_tv(&tv, s->read_ms));
@@ -270,119 +345,70 @@ static void do_handshake(struct fg_stream *s)
  * Returns bytes read, 0 at EOF, -1 on error, -2 when nothing was there. */
 static ssize_t read_some(struct fg_stream *s)
 {
-    struct evbuffer_iovec vec[2];
-    size_t want = READ_MAX;
-    ssize_t total = 0;
-    int n;
+    size_t want = READ_MAX, room, got = 0;
+    char *p;
 
     if (s->read_high) {
-        size_t have = evbuffer_get_length(s->in);
+        size_t have = in_length(s);
         want = have < s->read_high ? s->read_high - have : 0;
         if (want > READ_MAX)
             want = READ_MAX;
         if (want == 0)
             return -2;
     }
-    n = evbuffer_reserve_space(s->in, (ev_ssize_t)want, vec, 2);
-    if (n <= 0)
+    if (!(room = in_room(s, want)))
         return -1;
-    /* the reservation may be larger than asked for: read no more than <want> */
-    {
-        size_t left = want;
-        for (int i = 0; i < n; i++) {
-            if (vec[i].iov_len > left)
-                vec[i].iov_len = left;
-            left -= vec[i].iov_len;
-        }
-    }
+    p = s->in_data + s->in_end;
     if (!s->ssl) {
-        /* recv for one buffer: the kernel's readv path costs an iovec copy
-         * and a file lookup per call that recv does without */
-        ssize_t r = n == 1 ? recv(s->fd, vec[0].iov_base, vec[0].iov_len, 0)
-                           : readv(s->fd, (struct iovec *)vec, n);
+        ssize_t r = recv(s->fd, p, room, 0);
         if (r <= 0) {
-            evbuffer_commit_space(s->in, vec, 0);
+            if (in_length(s) == 0)
+                in_release(s);  /* nothing came: hold no buffer */
             if (r == 0)
                 return 0;
             return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -2 : -1;
         }
-        total = r;
-    } else {
-        for (int i = 0; i < n; i++) {
-            size_t got = 0;
-            while (got < vec[i].iov_len) {
-                int r = SSL_read(s->ssl, (char *)vec[i].iov_base + got,
-                                 (int)(vec[i].iov_len - got));
-                if (r > 0) {
-                    got += (size_t)r;
-                    /* with read-ahead, nothing buffered means the socket was
-                     * drained: asking again would only cost an EAGAIN read */
-                    if (!SSL_has_pending(s->ssl))
-                        break;
-                    continue;
-                }
-                switch (SSL_get_error(s->ssl, r)) {
-                case SSL_ERROR_WANT_READ:
-                case SSL_ERROR_WANT_WRITE:
-                    break;
-                case SSL_ERROR_ZERO_RETURN:
-                    if (total + (ssize_t)got == 0) {
-                        evbuffer_commit_space(s->in, vec, 0);
-                        return 0;
-                    }
-                    break;
-                case SSL_ERROR_SYSCALL:
-                    ERR_clear_error();
-                    if (total + (ssize_t)got == 0) {
-                        evbuffer_commit_space(s->in, vec, 0);
-                        return r == 0 ? 0 : -1;     /* dirty EOF counts as EOF */
-                    }
-                    break;
-                default:
-                    ERR_clear_error();
-                    if (total + (ssize_t)got == 0) {
-                        evbuffer_commit_space(s->in, vec, 0);
-                        return -1;
-                    }
-                }
-                break;
-            }
-            total += (ssize_t)got;
-            if (got < vec[i].iov_len || !SSL_has_pending(s->ssl)) {
-                vec[i].iov_len = got;
-                break;
-            }
-        }
-        if (total == 0) {
-            evbuffer_commit_space(s->in, vec, 0);
-            return -2;
-        }
-        /* commit exactly what was filled */
-        {
-            size_t left = (size_t)total;
-            for (int i = 0; i < n; i++) {
-                if (vec[i].iov_len > left)
-                    vec[i].iov_len = left;
-                left -= vec[i].iov_len;
-            }
-        }
-        evbuffer_commit_space(s->in, vec, n);
-        return total;
+        s->in_end += (uint32_t)r;
+        return r;
     }
-    /* plain: hand back the part of the reservation not filled */
-    {
-        size_t left = (size_t)total;
-        for (int i = 0; i < n; i++) {
-            if (vec[i].iov_len > left)
-                vec[i].iov_len = left;
-            left -= vec[i].iov_len;
+    while (got < room) {
+        int r = SSL_read(s->ssl, p + got, (int)(room - got));
+        int err;
+
+        if (r > 0) {
+            got += (size_t)r;
+            /* with read-ahead, nothing buffered means the socket was
+             * drained: asking again would only cost an EAGAIN read */
+            if (!SSL_has_pending(s->ssl))
+                break;
+            continue;
         }
+        err = SSL_get_error(s->ssl, r);
+        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
+            break;
+        ERR_clear_error();
+        if (got)
+            break;              /* report the data now, the end next time */
+        if (in_length(s) == 0)
+            in_release(s);
+        if (err == SSL_ERROR_ZERO_RETURN)
+            return 0;
+        if (err == SSL_ERROR_SYSCALL)
+            return r == 0 ? 0 : -1;     /* dirty EOF counts as EOF */
+        return -1;
     }
-    evbuffer_commit_space(s->in, vec, n);
-    return total;
+    if (got == 0) {
+        if (in_length(s) == 0)
+            in_release(s);
+        return -2;
+    }
+    s->in_end += (uint32_t)got;
+    return (ssize_t)got;
 }
 
-static void do_read(struct fg_stream *s)
+/* <from_event>: called for the read event firing, whose timeout libevent
+ * has restarted already (a persistent event re-arms it when it fires). */
+static void do_read(struct fg_stream *s, int from_event)
 {
     ssize_t r;
 
@@ -402,7 +428,7 @@ static void do_read(struct fg_stream *s)
         report(s, (short)(BEV_EVENT_READING | (r == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR)));
         return;
     }
-    if (s->read_ms && s->rev_added) {
+    if (s->read_ms && s->rev_added && !from_event) {
         struct timeval tv;
         event_add(&s->rev, ms_tv(&tv, s->read_ms));  /* data came: restart the clock */
     }
@@ -564,8 +590,11 @@ static void on_readable_body(struct fg_stream *s, short what)
     enter(s);
     if (s->handshaking)
         do_handshake(s);
-    else
-        do_read(s);
+    else {
+        s->in_read_event = 1;
+        do_read(s, 1);
+        s->in_read_event = 0;
+    }
     leave(s);
 }
 
@@ -648,7 +677,7 @@ static void run_deferred(struct fg_stream *s)
                 update_read(s);
         }
         if ((todo & DO_READ_IO) && !s->dead)
-            do_read(s);
+            do_read(s, 0);
         if ((todo & DO_FLUSH) && !s->dead)
             do_write(s);
         if ((todo & DO_READ_CB) && !s->dead && s->readcb) {
@@ -675,16 +704,6 @@ static void on_output_change(struct evbuffer *buf, const struct evbuffer_cb_info
     } else {
         schedule(s, DO_FLUSH);
     }
-}
-
-/* Input shrank below the read limit: reading may resume. */
-static void on_input_change(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
-    struct fg_stream *s = arg;
-
-    if (info->n_deleted && s->read_high && !s->rev_added && (s->enabled & EV_READ) &&
-        info->orig_size >= s->read_high && evbuffer_get_length(buf) < s->read_high)
-        update_read(s);
 }
 
 struct fg_loop *fg_loop_new(struct event_base *base)
@@ -729,6 +748,8 @@ void fg_loop_free(struct fg_loop *loop)
     if (!loop)
         return;
     event_del(&loop->defer_ev);
+    while (loop->npool)
+        free(loop->pool[--loop->npool]);
     free(loop);
 }
 
@@ -740,13 +761,8 @@ static struct fg_stream *stream_alloc(struct fg_loop *loop, evutil_socket_t fd)
 
     if (!s)
         return NULL;
-    s->in = evbuffer_new();
     s->out = evbuffer_new();
-    if (!s->in || !s->out) {
-        if (s->in)
-            evbuffer_free(s->in);
-        if (s->out)
-            evbuffer_free(s->out);
+    if (!s->out) {
         free(s);
         return NULL;
     }
@@ -835,7 +851,29 @@ void fg_stream_setcb(struct fg_stream *s, fg_stream_data_cb readcb, fg_stream_da
     s->arg = arg;
 }
 
-struct evbuffer *fg_stream_input(struct fg_stream *s) { return s->in; }
+const char *fg_stream_input_data(const struct fg_stream *s, size_t *len)
+{
+    *len = in_length(s);
+    return *len ? s->in_data + s->in_start : NULL;
+}
+
+size_t fg_stream_input_length(const struct fg_stream *s) { return in_length(s); }
+
+void fg_stream_input_drain(struct fg_stream *s, size_t n)
+{
+    size_t len = in_length(s);
+
+    if (n >= len) {
+        in_release(s);
+        n = len;
+    } else {
+        s->in_start += (uint32_t)n;
+    }
+    /* below the read limit again: reading may resume */
+    if (s->read_high && len >= s->read_high && len - n < s->read_high)
+        update_read(s);
+}
+
 struct evbuffer *fg_stream_output(struct fg_stream *s) { return s->out; }
 SSL *fg_stream_ssl(const struct fg_stream *s) { return s->ssl; }
 
@@ -880,7 +918,7 @@ void fg_stream_set_timeouts(struct fg_stream *s, unsigned read_ms, unsigned writ
         event_assign(&s->rev, s->loop->base, s->fd, EV_READ | EV_PERSIST, on_readable, s);
         if (s->rev_added)
             event_add(&s->rev, NULL);
-    } else if (read_ms && s->rev_added) {
+    } else if (read_ms && s->rev_added && !(read_ms == old_read && s->in_read_event)) {
         event_add(&s->rev, ms_tv(&tv, read_ms));
     }
     if (s->wev && !write_ms && old_write) {
@@ -896,14 +934,6 @@ void fg_stream_set_timeouts(struct fg_stream *s, unsigned read_ms, unsigned writ
 
 void fg_stream_set_read_high(struct fg_stream *s, size_t high)
 {
-    /* the input callback resumes reading once the owner drains below the
-     * limit; registered only for streams that have one (an evbuffer
-     * callback entry is ~56 bytes per connection) */
-    if (high && !s->input_cb) {
-        if (!evbuffer_add_cb(s->in, on_input_change, s))
-            return;             /* no memory: no limit rather than a stall */
-        s->input_cb = 1;
-    }
     s->read_high = high;
     update_read(s);
 }

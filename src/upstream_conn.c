@@ -126,7 +126,7 @@ void fg_uconn_release(struct fg_uconn *c, int reusable)
     c->x = NULL;
     if (!reusable || c->state != FG_UC_ACTIVE || pool->nidle >= u->keepalive ||
         evbuffer_get_length(fg_stream_output(c->bev)) ||
-        evbuffer_get_length(fg_stream_input(c->bev))) {
+        fg_stream_input_length(c->bev)) {
         fg_uconn_close(c);
         return;
     }

@@ -58,7 +58,14 @@ void fg_stream_free(struct fg_stream *s);
 void fg_stream_setcb(struct fg_stream *s, fg_stream_data_cb readcb, fg_stream_data_cb writecb,
                      fg_stream_event_cb eventcb, void *arg);
 
-struct evbuffer *fg_stream_input(struct fg_stream *s);
+/* The input read and not consumed yet: *<len> bytes at the result, in one
+ * contiguous run (NULL and 0 when there is none). Valid until it is
+ * drained or the callback returns to the loop. */
+const char *fg_stream_input_data(const struct fg_stream *s, size_t *len);
+size_t fg_stream_input_length(const struct fg_stream *s);
+/* Consumes the first <n> bytes of the input (all of it when <n> is more). */
+void fg_stream_input_drain(struct fg_stream *s, size_t n);
+
 struct evbuffer *fg_stream_output(struct fg_stream *s);
 SSL *fg_stream_ssl(const struct fg_stream *s);
 

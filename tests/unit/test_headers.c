@@ -7,6 +7,7 @@
 
 #include "fg/arena.h"
 #include "fg/headers.h"
+#include "fg/put.h"
 #include "fg/request_id.h"
 #include "unit.h"
 
@@ -101,6 +102,58 @@ static void test_arena(void)
     fg_arena_free(&a);
 }
 
+/* Lower-casing works eight bytes at a time: every byte value, at every
+ * position of a word and in the byte-wise tail, against the plain rule. */
+static void test_arena_lower(void)
+{
+    unsigned char src[256 + 7];
+    struct fg_arena a;
+    int bad = 0;
+
+    fg_arena_init(&a);
+    for (size_t shift = 0; shift < 8; shift++) {
+        char *s = NULL;
+        size_t len = 0;
+
+        for (size_t i = 0; i < sizeof(src); i++)
+            src[i] = (unsigned char)(i * 1 + shift * 37);
+        if (!CHECK(fg_arena_append(&a, &s, &len, (char *)src, sizeof(src) - shift, 1) == 0))
+            break;
+        for (size_t i = 0; i < len; i++) {
+            unsigned char c = src[i], want = c >= 'A' && c <= 'Z' ? c + 32 : c;
+            if ((unsigned char)s[i] != want && bad++ < 5)
+                CHECK_MSG(0, "shift %zu byte %zu: 0x%02x became 0x%02x", shift, i, c,
+                          (unsigned char)s[i]);
+        }
+    }
+    CHECK_INT(bad, 0);
+    fg_arena_free(&a);
+}
+
+static void test_put_numbers(void)
+{
+    char b[32];
+
+    CHECK_UINT(fg_put_u64(b, 0), 1);
+    CHECK(b[0] == '0');
+    CHECK_UINT(fg_put_u64(b, 205), 3);
+    CHECK(memcmp(b, "205", 3) == 0);
+    CHECK_UINT(fg_put_u64(b, 18446744073709551615ULL), FG_PUT_U64_MAX);
+    CHECK(memcmp(b, "18446744073709551615", 20) == 0);
+    CHECK_UINT(fg_put_u64(b, 1000000), 7);
+    CHECK(memcmp(b, "1000000", 7) == 0);
+    CHECK_UINT(fg_put_hex(b, 0), 1);
+    CHECK(b[0] == '0');
+    CHECK_UINT(fg_put_hex(b, 0x1f40), 4);
+    CHECK(memcmp(b, "1f40", 4) == 0);
+    CHECK_UINT(fg_put_hex(b, UINT64_MAX), FG_PUT_HEX_MAX);
+    CHECK(memcmp(b, "ffffffffffffffff", 16) == 0);
+    CHECK_UINT(fg_put_status(b, 200), 3);
+    CHECK(memcmp(b, "200", 3) == 0);
+    fg_put_status(b, 99);
+    CHECK(memcmp(b, "099", 3) == 0);
+}
+
 static void test_request_id(void)
 {
     struct fg_rng r;
@@ -120,6 +173,8 @@ int main(void)
     UNIT_RUN(test_classify);
     UNIT_RUN(test_tokens);
     UNIT_RUN(test_arena);
+    UNIT_RUN(test_arena_lower);
+    UNIT_RUN(test_put_numbers);
     UNIT_RUN(test_request_id);
     return unit_summary();
 }
