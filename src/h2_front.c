@@ -47,6 +47,7 @@ struct h2conn {
     struct fg_client_info client;
     struct fg_exchange_list streams;    /* exchanges of open streams */
     unsigned nstreams;
+    uint32_t busy_since_ms;             /* when nstreams last went from 0 to 1 */
     unsigned flush_scheduled:1;
     unsigned closing:1;
     unsigned out_blocked:1;             /* some stream waits for the socket */
@@ -87,12 +88,27 @@ static void schedule_flush(struct h2conn *h)
  * resumes reading) and restarts when the last stream closes, a timer change
  * without a syscall. Clearing it on the first stream and setting it again
  * after the last cost an epoll_ctl per burst of streams (bench: 0.1 per
- * request at h2c -c 16 -m 10). */
-static void update_idle_timer(struct h2conn *h)
+ * request at h2c -c 16 -m 10).
+ * The restart is lazy, as nginx's timers are: streams open from frames just
+ * read, when the socket's read event restarted the clock, so a connection
+ * busy for less than IDLE_SLACK_MS needs no new timer (one a request at
+ * h2c -m 1); its idle timeout then ends at most that much early. */
+#define IDLE_SLACK_MS 250u
+
+static void stream_opened(struct h2conn *h)
+{
+    if (++h->nstreams == 1)
+        h->busy_since_ms = (uint32_t)fg_outlier_now_ms();
+}
+
+/* After stream_release() of a stream nghttp2 closed. */
+static void stream_closed(struct h2conn *h)
 {
     const struct fg_client_cfg *cc = &h->w->cfg->client;
+    uint32_t slack = cc->idle_timeout_ms / 64 < IDLE_SLACK_MS ? cc->idle_timeout_ms / 64
+                                                               : IDLE_SLACK_MS;
 
-    if (h->nstreams == 0)
+    if (h->nstreams == 0 && (uint32_t)fg_outlier_now_ms() - h->busy_since_ms > slack)
         fg_stream_set_timeouts(h->bev, cc->idle_timeout_ms, cc->send_timeout_ms);
 }
 
@@ -310,8 +326,7 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void
     x->h2_stream_id = frame->hd.stream_id;
     x->h2_head_since_ms = 0;
     TAILQ_INSERT_TAIL(&h->streams, x, link);
-    h->nstreams++;
-    update_idle_timer(h);
+    stream_opened(h);
     nghttp2_session_set_stream_user_data(s, frame->hd.stream_id, x);
     return 0;
 }
@@ -548,7 +563,7 @@ static int on_stream_close(nghttp2_session *s, int32_t stream_id, uint32_t error
     if (x) {
         nghttp2_session_set_stream_user_data(s, stream_id, NULL);
         stream_release(h, x);
-        update_idle_timer(h);
+        stream_closed(h);
     }
     return 0;
 }
@@ -623,6 +638,10 @@ static void h2_send_head(struct fg_exchange *x)
             nv_set(&nv[n++], e->name, e->nlen, e->value, e->vlen);
     }
     nv_set(&nv[n++], "x-request-id", 12, x->request_id, x->request_id_len);
+    /* unique to this response: indexing it would only push the headers
+     * that do repeat (server, content-type, date) out of the HPACK table,
+     * to be encoded and indexed again on later responses */
+    nv[n - 1].flags |= NGHTTP2_NV_FLAG_NO_INDEX;
     if (x->resp_content_length >= 0 && x->status != 204 && x->status != 304 &&
         (cl = fg_arena_alloc(&x->arena, FG_PUT_U64_MAX))) {
         cllen = fg_put_u64(cl, (uint64_t)x->resp_content_length);
@@ -873,7 +892,7 @@ static void on_event(struct fg_stream *bev, short what, void *arg)
     struct h2conn *h = arg;
 
     if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && awaits_answer(h)) {
-        /* silent, but waiting for answers: not idle (update_idle_timer) */
+        /* silent, but waiting for answers: not idle (see stream_closed) */
         fg_stream_enable(bev, EV_READ);
         return;
     }

@@ -691,12 +691,13 @@ static void run_deferred(struct fg_stream *s)
     leave(s);
 }
 
-/* Output grew: write it at the end of this loop turn, in one go. */
-static void on_output_change(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+/* The owner took the output buffer and may add to it: write whatever it
+ * holds then at the end of this callback (or, outside callbacks, from the
+ * loop), in one go. Done here rather than from an evbuffer callback, which
+ * ran on every change, our own drains included. */
+static void output_may_grow(struct fg_stream *s)
 {
-    struct fg_stream *s = arg;
-
-    if (!info->n_added || s->wev_added || s->connecting || s->handshaking || s->dead || s->dirty)
+    if (s->wev_added || s->connecting || s->handshaking || s->dead || s->dirty)
         return;
     if (s->loop->io_depth > 0) {
         TAILQ_INSERT_TAIL(&s->loop->dirty, s, dirty_link);
@@ -770,7 +771,6 @@ static struct fg_stream *stream_alloc(struct fg_loop *loop, evutil_socket_t fd)
     s->fd = fd;
     s->enabled = EV_WRITE;
     event_assign(&s->rev, base, fd, EV_READ | EV_PERSIST, on_readable, s);
-    evbuffer_add_cb(s->out, on_output_change, s);
     return s;
 }
 
@@ -874,7 +874,11 @@ void fg_stream_input_drain(struct fg_stream *s, size_t n)
         update_read(s);
 }
 
-struct evbuffer *fg_stream_output(struct fg_stream *s) { return s->out; }
+struct evbuffer *fg_stream_output(struct fg_stream *s)
+{
+    output_may_grow(s);
+    return s->out;
+}
 SSL *fg_stream_ssl(const struct fg_stream *s) { return s->ssl; }
 
 void fg_stream_enable(struct fg_stream *s, short what)

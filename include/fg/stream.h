@@ -66,6 +66,9 @@ size_t fg_stream_input_length(const struct fg_stream *s);
 /* Consumes the first <n> bytes of the input (all of it when <n> is more). */
 void fg_stream_input_drain(struct fg_stream *s, size_t n);
 
+/* The output buffer. What it holds is written at the end of the callback
+ * that took it (outside callbacks, from the loop): take it with this call
+ * in each callback that adds to it, never keep the pointer across them. */
 struct evbuffer *fg_stream_output(struct fg_stream *s);
 SSL *fg_stream_ssl(const struct fg_stream *s);
 
