@@ -638,10 +638,6 @@ static void h2_send_head(struct fg_exchange *x)
             nv_set(&nv[n++], e->name, e->nlen, e->value, e->vlen);
     }
     nv_set(&nv[n++], "x-request-id", 12, x->request_id, x->request_id_len);
-    /* unique to this response: indexing it would only push the headers
-     * that do repeat (server, content-type, date) out of the HPACK table,
-     * to be encoded and indexed again on later responses */
-    nv[n - 1].flags |= NGHTTP2_NV_FLAG_NO_INDEX;
     if (x->resp_content_length >= 0 && x->status != 204 && x->status != 304 &&
         (cl = fg_arena_alloc(&x->arena, FG_PUT_U64_MAX))) {
         cllen = fg_put_u64(cl, (uint64_t)x->resp_content_length);
