@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -26,6 +25,7 @@
 #include "fg/headers.h"
 #include "fg/log.h"
 #include "fg/handler.h"
+#include "fg/outlier.h"
 #include "fg/proxy.h"
 #include "fg/put.h"
 #include "fg/stats.h"
@@ -88,16 +88,6 @@ static void finish_exchange(struct h1conn *h);
 
 static struct h1conn *conn_of(struct fg_exchange *x) { return x->front_data; }
 
-/* A coarse clock is enough for second-scale deadlines, and costs no
- * clock read of the hardware. */
-static uint64_t coarse_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void set_event_timer(struct h1conn *h, uint64_t now, uint64_t at)
 {
     uint64_t ms = at > now ? at - now : 1;
@@ -117,7 +107,7 @@ static void arm_timer(struct h1conn *h, unsigned ms)
         h->deadline_ms = 0;
         return;
     }
-    now = coarse_ms();
+    now = fg_outlier_now_ms();
     at = now + ms;
     h->deadline_ms = at;
     if (!h->timer_at_ms || h->timer_at_ms > at)
@@ -635,8 +625,7 @@ static void h1_send_head(struct fg_exchange *x)
         n += FG_PUT_LIT(p + n, "content-length: ");
         n += fg_put_u64(p + n, (uint64_t)x->resp_content_length);
         n += FG_PUT_LIT(p + n, "\r\n");
-    }
-    else if (h->resp_chunked)
+    } else if (h->resp_chunked)
         n += FG_PUT_LIT(p + n, "transfer-encoding: chunked\r\n");
     if (!h->keepalive)
         n += FG_PUT_LIT(p + n, "connection: close\r\n");
@@ -804,7 +793,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     h->timer_at_ms = 0;
     if (!h->deadline_ms)
         return;                         /* disarmed since it was set */
-    now = coarse_ms();
+    now = fg_outlier_now_ms();
     if (now < h->deadline_ms) {
         set_event_timer(h, now, h->deadline_ms);      /* moved later since */
         return;

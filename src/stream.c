@@ -406,9 +406,7 @@ static ssize_t read_some(struct fg_stream *s)
     return (ssize_t)got;
 }
 
-/* <from_event>: called for the read event firing, whose timeout libevent
- * has restarted already (a persistent event re-arms it when it fires). */
-static void do_read(struct fg_stream *s, int from_event)
+static void do_read(struct fg_stream *s)
 {
     ssize_t r;
 
@@ -428,7 +426,8 @@ static void do_read(struct fg_stream *s, int from_event)
         report(s, (short)(BEV_EVENT_READING | (r == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR)));
         return;
     }
-    if (s->read_ms && s->rev_added && !from_event) {
+    /* inside the read event libevent restarted the clock already */
+    if (s->read_ms && s->rev_added && !s->in_read_event) {
         struct timeval tv;
         event_add(&s->rev, ms_tv(&tv, s->read_ms));  /* data came: restart the clock */
     }
@@ -592,7 +591,7 @@ static void on_readable_body(struct fg_stream *s, short what)
         do_handshake(s);
     else {
         s->in_read_event = 1;
-        do_read(s, 1);
+        do_read(s);
         s->in_read_event = 0;
     }
     leave(s);
@@ -677,7 +676,7 @@ static void run_deferred(struct fg_stream *s)
                 update_read(s);
         }
         if ((todo & DO_READ_IO) && !s->dead)
-            do_read(s, 0);
+            do_read(s);
         if ((todo & DO_FLUSH) && !s->dead)
             do_write(s);
         if ((todo & DO_READ_CB) && !s->dead && s->readcb) {
