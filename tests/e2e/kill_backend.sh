@@ -21,7 +21,7 @@ write_config "$T/gw.json" <<JSON
   "listeners": [ { "address": "127.0.0.1:$GWP" } ],
   "admin": { "address": "127.0.0.1:$ADM" },
   "upstreams": {
-    "plain": { "backends": $backends, "health_check": $check, "slow_start_ms": 4000 },
+    "plain": { "backends": $backends, "health_check": $check, "slow_start_ms": 8000 },
     "safe": { "backends": $backends, "health_check": $check,
               "retry": { "max_retries": 2 } }
   },
@@ -75,18 +75,26 @@ assert_contains "$(cat "$GW_LOG")" "upstream plain: backend 127.0.0.1:$port is U
 st=$(admin_status "$ADM")
 assert_json "$st" upstreams.plain.backends.2.state warming "/status: b3 is warming (slow start)"
 assert_json_match "$st" upstreams.plain.backends.2.why '^slow start: [0-9]+% of its weight$' "/status says how far"
-# share of b3 (of the three) over 3000 requests, now and after slow start
+# share N: b3's share (of the three) of N requests, in percent. The early
+# sample is small (1000) so that it ends well inside slow_start_ms even on a
+# loaded machine: the ramp is linear in time, so a slow sample would see
+# much of it and measure the ramp's speed rather than its start.
 share() {
-    local before after total
+    local before after
     before=$(backend_stat b3 requests)
-    h2load -n 3000 -c 16 -T 30 "$(gw_url /plain/echo)" >"$T/h2load-share" 2>&1
+    h2load -n "$1" -c 16 -T 30 "$(gw_url /plain/echo)" >"$T/h2load-share" 2>&1
     after=$(backend_stat b3 requests)
-    echo $(((after - before) * 100 / 3000))
+    echo $(((after - before) * 100 / $1))
 }
-early=$(share)
-sleep 4.2
-late=$(share)
-note "b3's share of 3000 requests: ${early}% just after it came back, ${late}% after slow_start_ms"
+early=$(share 1000)
+st=$(admin_status "$ADM")
+assert_json "$st" upstreams.plain.backends.2.state warming "still warming after the early sample"
+for ((i = 0; i < 100; i++)); do
+    [ "$(json_get "$(admin_status "$ADM")" upstreams.plain.backends.2.state)" = up ] && break
+    sleep 0.1
+done
+late=$(share 3000)
+note "b3's share: ${early}% of 1000 requests just after it came back, ${late}% of 3000 after slow_start_ms"
 assert_le "$early" 12 "slow start: a small share at first"
 assert_ge "$late" 22 "slow start over: about a third"
 assert_json "$(admin_status "$ADM")" upstreams.plain.backends.2.state up "/status: b3 is up"
