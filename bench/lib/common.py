@@ -362,12 +362,15 @@ class Daemons:
                              "direct to backend 1 (its own nginx; h2c and h2 terminated by that nginx)")
         return self.direct
 
-    def start_fleetgate(self):
+    def start_fleetgate(self, max_connections=4000):
+        # max_connections as HAProxy's maxconn: left automatic it would be
+        # half the descriptor limit, which depends on the machine
         clear, tls = pick_ports(2)
         b1, b2 = self.backend_ports
         cfg = render("fleetgate.json.in", os.path.join(self.dir, "fleetgate.json"),
                      workers=self.workers, port_clear=clear, port_tls=tls, cert=self.cert,
-                     key=self.key, b1=b1, b2=b2, idle_timeout_ms=self.idle_timeout_s * 1000)
+                     key=self.key, b1=b1, b2=b2, idle_timeout_ms=self.idle_timeout_s * 1000,
+                     max_connections=max_connections)
         json.load(open(cfg))
         p = self._start("fleetgate", [self.fleetgate, "-c", cfg], True, clear)
         wait_port(tls, 5, p)

@@ -167,11 +167,14 @@ def main(argv):
     own = a.workdir is None
     workdir = os.path.abspath(tempfile.mkdtemp(prefix="fleetgate-idle.") if own else a.workdir)
     os.makedirs(workdir, exist_ok=True)
-    # idle timeouts far beyond the measurement; HAProxy's maxconn above N
+    # idle timeouts far beyond the measurement; HAProxy's maxconn and
+    # fleetgate's max_connections above N
     daemons = common.Daemons(workdir, a.fleetgate, workers=a.workers, proxy_cpus=a.proxy_cpus,
                              idle_timeout_s=600)
     start_haproxy = daemons.start_haproxy
     daemons.start_haproxy = lambda: start_haproxy(maxconn=a.connections + 500)
+    start_fleetgate = daemons.start_fleetgate
+    daemons.start_fleetgate = lambda: start_fleetgate(max_connections=a.connections + 500)
     def on_signal():
         daemons.stop_all()
         if own:
