@@ -200,8 +200,9 @@ def snapshot(target, backends, load_pid):
     """CPU seconds so far of the target, of the backends (when the target is a
     proxy), of the load generator (h2load and this driver), and the per-CPU
     busy counters of the machine."""
+    user, system = common.cpu_split(target.pids())
     return {"t": time.monotonic(),
-            "target": common.cpu_seconds(target.pids()),
+            "target": user + system, "target_sys": system,
             "backends": common.cpu_seconds(backends) if backends else 0.0,
             "load": common.cpu_seconds([load_pid, os.getpid()] if load_pid else [os.getpid()]),
             "busy": common.cpu_busy()}
@@ -247,6 +248,7 @@ def run_h2load(a, target, proto, c, m, scratch, limit, backends=()):
     win = s1["t"] - s0["t"]
     rec["window_s"] = round(win, 4)
     rec["cpu_s"] = round(s1["target"] - s0["target"], 4)
+    rec["cpu_sys_s"] = round(s1["target_sys"] - s0["target_sys"], 4)
     rec["backend_cpu_s"] = round(s1["backends"] - s0["backends"], 4)
     rec["load_cpu_s"] = round(s1["load"] - s0["load"], 4)
     rec["cpu_busy"] = common.busy_fraction(s0["busy"], s1["busy"])
@@ -290,6 +292,7 @@ def run_h2load(a, target, proto, c, m, scratch, limit, backends=()):
         rec.update(lat)
     if rec["succeeded"] > 0:
         rec["cpu_us_per_req"] = round(rec["cpu_s"] * 1e6 / rec["succeeded"], 3)
+        rec["sys_us_per_req"] = round(rec["cpu_sys_s"] * 1e6 / rec["succeeded"], 3)
     want = {"h1": "http/1.1", "h2c": "h2c", "h2": "h2"}[proto]
     if rec.get("app_proto") != want:
         rec["error"] = "expected application protocol %s, h2load got %s" % (want, rec.get("app_proto"))
@@ -474,9 +477,11 @@ def body_size(url):
 def brief(rec):
     if rec.get("error") and "succeeded" not in rec:
         return "ERROR " + rec["error"]
-    s = "%9.0f req/s  mean %7.3f ms  p99 %7.3f ms  cpu %6.2f us/req  peak %6.1f MiB  failed %d" % (
+    s = ("%9.0f req/s  mean %7.3f ms  p99 %7.3f ms  cpu %6.2f us/req (sys %6.2f)  "
+         "peak %6.1f MiB  failed %d") % (
         rec.get("req_s", 0), rec.get("mean_ms") or 0, rec.get("p99_ms") or 0,
-        rec.get("cpu_us_per_req") or 0, (rec.get("peak_rss_kib") or 0) / 1024.0,
+        rec.get("cpu_us_per_req") or 0, rec.get("sys_us_per_req") or 0,
+        (rec.get("peak_rss_kib") or 0) / 1024.0,
         rec.get("failed", -1))
     if rec.get("error"):
         s += "  ERROR " + rec["error"]

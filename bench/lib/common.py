@@ -139,9 +139,9 @@ def children(pid):
     return out
 
 
-def cpu_seconds(pids):
-    """utime + stime of the processes (all their threads), in seconds."""
-    total = 0
+def cpu_split(pids):
+    """(utime, stime) of the processes (all their threads), in seconds."""
+    user = system = 0
     for pid in pids:
         try:
             with open("/proc/%d/stat" % pid) as f:
@@ -149,8 +149,14 @@ def cpu_seconds(pids):
         except OSError:
             continue
         fields = st[st.rindex(")") + 2:].split()
-        total += int(fields[11]) + int(fields[12])     # fields 14 and 15 of stat(5)
-    return total / CLK_TCK
+        user += int(fields[11])                         # fields 14 and 15 of stat(5)
+        system += int(fields[12])
+    return user / CLK_TCK, system / CLK_TCK
+
+
+def cpu_seconds(pids):
+    """utime + stime of the processes (all their threads), in seconds."""
+    return sum(cpu_split(pids))
 
 
 def status_kib(pids, key):

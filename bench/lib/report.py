@@ -27,7 +27,7 @@ TOP = os.path.dirname(os.path.dirname(LIB))
 PROTO_ORDER = {"h1": 0, "h2c": 1, "h2": 2}
 TARGET_ORDER = {"fleetgate": 0, "haproxy": 1, "nginx": 2, "direct": 3}
 PROTO_LABEL = {"h1": "HTTP/1.1", "h2c": "h2c", "h2": "h2 (TLS)"}
-METRICS = ["req_s", "mean_ms", "p99_ms", "cpu_us_per_req", "peak_rss_kib"]
+METRICS = ["req_s", "mean_ms", "p99_ms", "cpu_us_per_req", "sys_us_per_req", "peak_rss_kib"]
 
 
 def load(out):
@@ -101,7 +101,7 @@ def rnd(v, n):
 
 CSV_COLS = ["target", "protocol", "c", "m", "rounds", "req_s", "req_s_min", "req_s_max",
             "mean_ms", "p99_ms", "failed_total", "succeeded_total", "cpu_us_per_req",
-            "peak_rss_kib", "req_s_vs_haproxy", "mean_ms_vs_haproxy", "p99_ms_vs_haproxy",
+            "sys_us_per_req", "peak_rss_kib", "req_s_vs_haproxy", "mean_ms_vs_haproxy", "p99_ms_vs_haproxy",
             "cpu_us_per_req_vs_haproxy", "peak_rss_kib_vs_haproxy", "req_s_vs_haproxy_paired",
             "cpu_us_per_req_vs_haproxy_paired", "p99_ms_vs_haproxy_paired", "runs_with_errors",
             "disturbed_runs"]
@@ -221,10 +221,17 @@ def header_md(meta):
     return "\n".join(lines)
 
 
+def cpu_md(r):
+    """CPU time per request and, in parentheses, its kernel (stime) part."""
+    if r.get("sys_us_per_req") is None:
+        return f2(r["cpu_us_per_req"])
+    return "%s (%s)" % (f2(r["cpu_us_per_req"]), f2(r["sys_us_per_req"]))
+
+
 def versus_md(rows):
     by = {(r["target"], r["protocol"], r["c"], r["m"]): r for r in rows}
     out = ["| protocol | -c | -m | req/s fleetgate | req/s HAProxy | ratio (≥ 1) "
-           "| CPU µs/req fleetgate | CPU µs/req HAProxy | ratio (≤ 0.80) "
+           "| CPU µs/req fleetgate (kernel) | CPU µs/req HAProxy (kernel) | ratio (≤ 0.80) "
            "| p99 ms fleetgate | p99 ms HAProxy | ratio (≤ 1) |",
            "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     n = 0
@@ -238,7 +245,7 @@ def versus_md(rows):
         out.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             PROTO_LABEL[r["protocol"]], r["c"], "–" if r["protocol"] == "h1" else r["m"],
             f0(r["req_s"]), f0(h["req_s"]), fr(r["req_s_vs_haproxy"], lambda v: v >= 1.0),
-            f2(r["cpu_us_per_req"]), f2(h["cpu_us_per_req"]),
+            cpu_md(r), cpu_md(h),
             fr(r["cpu_us_per_req_vs_haproxy"], lambda v: v <= 0.8),
             f3(r["p99_ms"]), f3(h["p99_ms"]), fr(r["p99_ms_vs_haproxy"], lambda v: v <= 1.0)))
     return "\n".join(out) if n else ""
