@@ -70,21 +70,61 @@ int fg_header_has_token(const char *value, size_t vlen, const char *token, size_
     return 0;
 }
 
-/* Fixed names and the flags they get; looked up by length first so a
- * typical header costs one or two memcmp. */
-static const struct { const char *name; uint8_t len; uint8_t flags; } known[] = {
-    { "te", 2, FG_HDR_HOP },
-    { "host", 4, FG_HDR_HOST },
-    { "upgrade", 7, FG_HDR_HOP },
-    { "keep-alive", 10, FG_HDR_HOP },
-    { "connection", 10, FG_HDR_HOP },
-    { "x-request-id", 12, FG_HDR_REQID },
-    { "content-length", 14, FG_HDR_FRAMING },
-    { "proxy-connection", 16, FG_HDR_HOP },
-    { "x-forwarded-for", 15, FG_HDR_XFF },
-    { "x-forwarded-proto", 17, FG_HDR_XFP },
-    { "transfer-encoding", 17, FG_HDR_FRAMING | FG_HDR_HOP },
-};
+/* The flags of a fixed name (names are stored lower-cased): a switch on the
+ * length, then at most two memcmp. */
+static uint8_t known_flags(const char *name, size_t len)
+{
+#define IS(lit) (memcmp(name, lit, sizeof(lit) - 1) == 0)
+    switch (len) {
+    case 2:
+        return IS("te") ? FG_HDR_HOP : 0;
+    case 4:
+        return IS("host") ? FG_HDR_HOST : 0;
+    case 7:
+        return IS("upgrade") ? FG_HDR_HOP : 0;
+    case 10:
+        return IS("connection") || IS("keep-alive") ? FG_HDR_HOP : 0;
+    case 12:
+        return IS("x-request-id") ? FG_HDR_REQID : 0;
+    case 14:
+        return IS("content-length") ? FG_HDR_FRAMING : 0;
+    case 15:
+        return IS("x-forwarded-for") ? FG_HDR_XFF : 0;
+    case 16:
+        return IS("proxy-connection") ? FG_HDR_HOP : 0;
+    case 17:
+        return IS("transfer-encoding") ? FG_HDR_FRAMING | FG_HDR_HOP
+             : IS("x-forwarded-proto") ? FG_HDR_XFP : 0;
+    default:
+        return 0;
+    }
+#undef IS
+}
+
+/* Connection: a, b  makes headers a and b hop-by-hop (RFC 9110 7.6.1). Each
+ * token of the value is matched against the names of its length only. */
+static void mark_connection_tokens(struct fg_headers *h, const char *value, size_t vlen)
+{
+    size_t i = 0;
+
+    while (i < vlen) {
+        size_t start, end;
+        while (i < vlen && (value[i] == ' ' || value[i] == '\t' || value[i] == ','))
+            i++;
+        start = i;
+        while (i < vlen && value[i] != ',')
+            i++;
+        end = i;
+        while (end > start && (value[end - 1] == ' ' || value[end - 1] == '\t'))
+            end--;
+        for (unsigned j = 0; end > start && j < h->n; j++) {
+            struct fg_header *e = &h->v[j];
+            if (e->nlen == end - start && !(e->flags & FG_HDR_HOP) &&
+                strncasecmp(e->name, value + start, e->nlen) == 0)
+                e->flags |= FG_HDR_HOP;
+        }
+    }
+}
 
 void fg_headers_classify(struct fg_headers *h)
 {
@@ -92,27 +132,16 @@ void fg_headers_classify(struct fg_headers *h)
 
     for (unsigned i = 0; i < h->n; i++) {
         struct fg_header *e = &h->v[i];
-        e->flags = 0;
-        for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++) {
-            if (known[k].len == e->nlen && memcmp(known[k].name, e->name, e->nlen) == 0) {
-                e->flags = known[k].flags;
-                break;
-            }
-        }
-        if (e->nlen == 10 && memcmp(e->name, "connection", 10) == 0)
-            has_connection = 1;
+        e->flags = known_flags(e->name, e->nlen);
+        if (e->nlen == 10 && e->name[0] == 'c' && (e->flags & FG_HDR_HOP))
+            has_connection = 1;         /* "connection" ("keep-alive" starts with k) */
     }
     if (!has_connection)
         return;
-    /* Connection: a, b  makes headers a and b hop-by-hop (RFC 9110 7.6.1). */
     for (unsigned i = 0; i < h->n; i++) {
         struct fg_header *c = &h->v[i];
-        if (c->nlen != 10 || memcmp(c->name, "connection", 10) != 0)
-            continue;
-        for (unsigned j = 0; j < h->n; j++)
-            if (!(h->v[j].flags & FG_HDR_HOP) &&
-                fg_header_has_token(c->value, c->vlen, h->v[j].name, h->v[j].nlen))
-                h->v[j].flags |= FG_HDR_HOP;
+        if (c->nlen == 10 && memcmp(c->name, "connection", 10) == 0)
+            mark_connection_tokens(h, c->value, c->vlen);
     }
 }
 

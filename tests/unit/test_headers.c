@@ -59,6 +59,41 @@ static void test_classify(void)
     fg_headers_free(&h);
 }
 
+/* Connection tokens: any case, spaces and empty list elements, several
+ * Connection headers, a token that names a framing header, and names that
+ * only share a length or a prefix with a token. */
+static void test_classify_connection_tokens(void)
+{
+    struct fg_headers h = { 0 };
+
+    add(&h, "connection", " ,, X-A-B ,\tx-c\t, ");
+    add(&h, "x-a-b", "1");
+    add(&h, "x-c", "2");
+    add(&h, "x-d", "3");
+    add(&h, "x-a-bc", "4");
+    add(&h, "x-a", "5");
+    add(&h, "connection", "Content-Length");
+    add(&h, "content-length", "5");
+    add(&h, "server", "s");
+    fg_headers_classify(&h);
+    CHECK(h.v[1].flags & FG_HDR_HOP);
+    CHECK(h.v[2].flags & FG_HDR_HOP);
+    CHECK_UINT(h.v[3].flags, 0);
+    CHECK_UINT(h.v[4].flags, 0);
+    CHECK_UINT(h.v[5].flags, 0);
+    CHECK_UINT(h.v[7].flags, FG_HDR_FRAMING | FG_HDR_HOP);
+    CHECK_UINT(h.v[8].flags, 0);
+    fg_headers_reset(&h);
+    /* no Connection header: a keep-alive header alone is still hop-by-hop,
+     * and nothing else is marked */
+    add(&h, "keep-alive", "timeout=5");
+    add(&h, "x-c", "2");
+    fg_headers_classify(&h);
+    CHECK_UINT(h.v[0].flags, FG_HDR_HOP);
+    CHECK_UINT(h.v[1].flags, 0);
+    fg_headers_free(&h);
+}
+
 static void test_tokens(void)
 {
     CHECK(fg_header_has_token("a, b ,c", 7, "B", 1));
@@ -171,6 +206,7 @@ static void test_request_id(void)
 int main(void)
 {
     UNIT_RUN(test_classify);
+    UNIT_RUN(test_classify_connection_tokens);
     UNIT_RUN(test_tokens);
     UNIT_RUN(test_arena);
     UNIT_RUN(test_arena_lower);
