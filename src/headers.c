@@ -50,23 +50,42 @@ static int ieq(const char *a, size_t alen, const char *b, size_t blen)
     return alen == blen && strncasecmp(a, b, alen) == 0;
 }
 
-int fg_header_has_token(const char *value, size_t vlen, const char *token, size_t tlen)
+/* The next non-empty element of a comma-separated list value (RFC 9110 5.6.1:
+ * elements may be empty, optional whitespace around them), from *pos on:
+ * sets *start and *len and returns 1, or returns 0 at the end. */
+static int next_list_element(const char *value, size_t vlen, size_t *pos, size_t *start,
+                             size_t *len)
 {
-    size_t i = 0;
+    size_t i = *pos;
 
     while (i < vlen) {
-        size_t start, end;
+        size_t b, e;
         while (i < vlen && (value[i] == ' ' || value[i] == '\t' || value[i] == ','))
             i++;
-        start = i;
+        b = i;
         while (i < vlen && value[i] != ',')
             i++;
-        end = i;
-        while (end > start && (value[end - 1] == ' ' || value[end - 1] == '\t'))
-            end--;
-        if (end > start && ieq(value + start, end - start, token, tlen))
+        e = i;
+        while (e > b && (value[e - 1] == ' ' || value[e - 1] == '\t'))
+            e--;
+        if (e > b) {
+            *pos = i;
+            *start = b;
+            *len = e - b;
             return 1;
+        }
     }
+    *pos = i;
+    return 0;
+}
+
+int fg_header_has_token(const char *value, size_t vlen, const char *token, size_t tlen)
+{
+    size_t pos = 0, start, len;
+
+    while (next_list_element(value, vlen, &pos, &start, &len))
+        if (ieq(value + start, len, token, tlen))
+            return 1;
     return 0;
 }
 
@@ -105,22 +124,12 @@ static uint8_t known_flags(const char *name, size_t len)
  * token of the value is matched against the names of its length only. */
 static void mark_connection_tokens(struct fg_headers *h, const char *value, size_t vlen)
 {
-    size_t i = 0;
+    size_t pos = 0, start, len;
 
-    while (i < vlen) {
-        size_t start, end;
-        while (i < vlen && (value[i] == ' ' || value[i] == '\t' || value[i] == ','))
-            i++;
-        start = i;
-        while (i < vlen && value[i] != ',')
-            i++;
-        end = i;
-        while (end > start && (value[end - 1] == ' ' || value[end - 1] == '\t'))
-            end--;
-        for (unsigned j = 0; end > start && j < h->n; j++) {
+    while (next_list_element(value, vlen, &pos, &start, &len)) {
+        for (unsigned j = 0; j < h->n; j++) {
             struct fg_header *e = &h->v[j];
-            if (e->nlen == end - start && !(e->flags & FG_HDR_HOP) &&
-                strncasecmp(e->name, value + start, e->nlen) == 0)
+            if (!(e->flags & FG_HDR_HOP) && ieq(e->name, e->nlen, value + start, len))
                 e->flags |= FG_HDR_HOP;
         }
     }
@@ -133,8 +142,8 @@ void fg_headers_classify(struct fg_headers *h)
     for (unsigned i = 0; i < h->n; i++) {
         struct fg_header *e = &h->v[i];
         e->flags = known_flags(e->name, e->nlen);
-        if (e->nlen == 10 && e->name[0] == 'c' && (e->flags & FG_HDR_HOP))
-            has_connection = 1;         /* "connection" ("keep-alive" starts with k) */
+        if (e->nlen == 10 && memcmp(e->name, "connection", 10) == 0)
+            has_connection = 1;
     }
     if (!has_connection)
         return;
